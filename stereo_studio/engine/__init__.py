@@ -1,0 +1,1 @@
+"""Qt-free engine: training, distillation, pruning, benchmarking, export. Long work lives in generators."""

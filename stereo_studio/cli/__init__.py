@@ -16,6 +16,7 @@ import sys
 COMMAND_MODULES = [
     "eval_cmd",
     "bench_cmd",
+    "generate_cmd",
     "train_cmd",
     "distill_cmd",
     "importance_cmd",

@@ -34,7 +34,9 @@ class StereoSample:
             raise ValueError(f"left {self.left.shape[:2]} and right {self.right.shape[:2]} sizes differ")
         if self.disparity is not None:
             if self.disparity.shape != self.left.shape[:2]:
-                raise ValueError(f"disparity {self.disparity.shape} does not match image {self.left.shape[:2]}")
+                raise ValueError(
+                    f"disparity {self.disparity.shape} does not match image {self.left.shape[:2]}"
+                )
             if self.valid is None:
                 self.valid = np.isfinite(self.disparity) & (self.disparity > 0)
 

@@ -1,0 +1,1 @@
+"""Benchmarks of Stereo Studio on this machine: `python -m benchmarks.run` writes BENCHMARKS.md."""

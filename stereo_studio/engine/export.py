@@ -1,0 +1,163 @@
+"""ONNX export of any Stereo Studio network (teacher, student, pruned) with dynamic height and width.
+
+The graph is traced (TorchScript exporter; the dynamo exporter needs onnxscript, not a dependency) at a
+size that is *not* a multiple of the network's padding, so the padding path is in the graph; then it is
+checked against PyTorch at two sizes (max abs difference, px) and timed with onnxruntime when installed.
+Inputs: `left`, `right` N x 3 x H x W float RGB in [0, 1]; output `disparity` N x 1 x H x W.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import statistics
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from stereo_studio.errors import ModelError, StereoStudioError
+
+TRACE_SIZE = (196, 292)  # not a multiple of 8: the replicate padding is traced too
+CHECK_SIZES = ((196, 292), (240, 320))
+
+
+def _resolve(model_spec: str | Path | nn.Module) -> nn.Module:
+    from stereo_studio.engine.pruning import load_net
+
+    return load_net(model_spec)
+
+
+def _inputs(size: tuple[int, int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    h, w = size
+    return torch.rand(1, 3, h, w, generator=g), torch.rand(1, 3, h, w, generator=g)
+
+
+def unaligned(size: tuple[int, int], multiple: int = 8) -> tuple[int, int]:
+    """A size near `size` that is not a multiple of `multiple` (so padding is exercised)."""
+    h, w = size
+    return (h + 4 if h % multiple == 0 else h, w + 4 if w % multiple == 0 else w)
+
+
+def export_onnx(
+    model_spec: str | Path | nn.Module,
+    out_path: str | Path,
+    opset: int = 17,
+    check: bool = True,
+    trace_size: tuple[int, int] | None = None,
+    check_sizes: tuple[tuple[int, int], ...] | None = None,
+    time_runs: int = 5,
+    size: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """Export to `out_path` (.onnx) with dynamic H/W; with `check`, compare onnxruntime and PyTorch outputs
+    at `check_sizes` and time both at the last size. `size` (H, W) sets both: trace at a nearby unaligned
+    size, check there and at `size`. Returns path, bytes, opset, max_abs_diff (px, None unchecked),
+    per-size diffs, ort_ms, torch_ms, onnxruntime (bool)."""
+    if size is not None:
+        trace_size = trace_size or unaligned(size)
+        check_sizes = check_sizes or (unaligned(size), tuple(size))
+    trace_size = trace_size or TRACE_SIZE
+    check_sizes = check_sizes or CHECK_SIZES
+    model = _resolve(model_spec)
+    out_path = Path(out_path)
+    if out_path.suffix.lower() != ".onnx":
+        raise StereoStudioError(f"ONNX output path must end in .onnx: {out_path}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    dyn = {2: "height", 3: "width"}
+    try:
+        buf = io.BytesIO()
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                _inputs(trace_size, 0),
+                buf,
+                input_names=["left", "right"],
+                output_names=["disparity"],
+                dynamic_axes={"left": dyn, "right": dyn, "disparity": dyn},
+                opset_version=opset,
+                dynamo=False,
+            )
+    except Exception as exc:
+        raise ModelError(
+            f"{type(model).__name__} cannot be exported to ONNX (opset {opset}): {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        model.train(was_training)
+    _check_inputs(buf.getvalue(), model)
+    out_path.write_bytes(buf.getvalue())
+    result: dict[str, Any] = {
+        "path": str(out_path),
+        "bytes": out_path.stat().st_size,
+        "opset": opset,
+        "arch": getattr(model, "config", {}).get("arch", type(model).__name__),
+        "max_abs_diff": None,
+        "diffs": {},
+        "ort_ms": None,
+        "torch_ms": None,
+        "onnxruntime": importlib.util.find_spec("onnxruntime") is not None,
+    }
+    if not check:
+        return result
+    if not result["onnxruntime"]:
+        result["note"] = "onnxruntime is not installed (pip install 'stereo-studio[onnx]'): not checked"
+        return result
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(out_path), opts, providers=["CPUExecutionProvider"])
+    diffs = {}
+    for i, size in enumerate(check_sizes):
+        left, right = _inputs(size, i + 1)
+        with torch.inference_mode():
+            ref = model.eval()(left, right).float().numpy()
+        got = session.run(None, {"left": left.numpy(), "right": right.numpy()})[0]
+        if got.shape != ref.shape:
+            raise ModelError(
+                f"ONNX output {got.shape} differs from PyTorch {ref.shape} at {size[0]}x{size[1]}"
+            )
+        diffs[f"{size[0]}x{size[1]}"] = float(np.abs(got - ref).max())
+    model.train(was_training)
+    result["diffs"] = diffs
+    result["max_abs_diff"] = max(diffs.values())
+    left, right = _inputs(check_sizes[-1], 99)
+    feeds = {"left": left.numpy(), "right": right.numpy()}
+    result["ort_ms"] = _median_ms(lambda: session.run(None, feeds), time_runs)
+    with torch.inference_mode():
+        result["torch_ms"] = _median_ms(lambda: model.eval()(left, right), time_runs)
+    model.train(was_training)
+    result["timed_size"] = list(check_sizes[-1])
+    return result
+
+
+def _check_inputs(data: bytes, model: nn.Module) -> None:
+    """Refuse a graph whose output does not depend on both images (the trace left the tensor world)."""
+    if importlib.util.find_spec("onnx") is None:
+        return  # the optional extra is not installed: nothing to inspect the graph with
+    import onnx
+
+    names = {i.name for i in onnx.load_model_from_string(data).graph.input}
+    if not {"left", "right"} <= names:
+        missing = sorted({"left", "right"} - names)
+        raise ModelError(
+            f"{type(model).__name__} cannot be exported to ONNX: its traced output does not depend on "
+            f"input(s) {missing} (the forward pass leaves PyTorch, e.g. through numpy)"
+        )
+
+
+def _median_ms(fn: Any, runs: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(max(1, runs)):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)

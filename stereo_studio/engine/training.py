@@ -1,0 +1,771 @@
+"""Supervised training and distillation of stereo networks, as one resumable job.
+
+`train(config, run_dir, resume=False)` is a generator (see `stereo_studio.engine.jobs`) used by the CLI
+(`stereo-studio train` / `distill`) and the GUI. The student learns from ground truth (`w_gt`), from the
+teacher's disparity with an L1 loss (`w_teacher`, DTPnet's best setting) and optionally from the teacher's
+features through 1x1 projections (`w_feat`). Distillation needs no ground truth, so unlabelled pair folders or
+videos work too.
+
+Run folder: `config.json`, `metrics.jsonl`, `checkpoints/last.pt` (atomic, weights_only-loadable),
+`summary.json` and the final model in `model/`. Under `torchrun` the same job runs with DDP; only rank 0
+writes. Batches are a pure function of (seed, step, rank): a resumed run sees exactly the batches it would
+have seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from stereo_studio.engine import distributed as ddp
+from stereo_studio.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from stereo_studio.engine.jobs import Job, Progress, Ticker
+from stereo_studio.engine.losses import FeatureProjector, gt_loss, parse_feature_pairs, teacher_loss
+from stereo_studio.errors import DataError, StereoStudioError
+
+# Fields that may change between a run and its resumption (they do not change the numbers).
+RESUMABLE_CHANGES = ("threads", "cache_mb")
+
+
+class TrainingError(StereoStudioError):
+    """Training could not go on (non-finite loss, mismatched resume, nothing to train on)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training / distillation run depends on (JSON-able; saved as the run's config.json).
+
+    The student is `init_from` (a model spec: bundled name, folder, pruned model...) when set, else a fresh
+    `arch` with `model_overrides`. `teacher` (a model spec) turns on distillation. Loss weights left as None
+    are resolved by `resolved()`: with a teacher w_teacher=1, w_gt=0 (the paper's best); without, w_gt=1.
+    `data` is a list of data specs (mixed); `val_data` None = a held-out split (or fresh synthetic pairs).
+    `precision` "auto" resolves to "bf16" where bf16 kernels are native, else "fp32". Synthetic data is a
+    fixed set of `synthetic_pairs` generated pairs; up to `cache_mb` of training pairs stay in memory. A data
+    spec may also be a side-by-side stereo video (unlabelled: distillation only; `video_frames` frames).
+    """
+
+    arch: str | None = "student"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
+    teacher: str | None = None
+    data: list[str] = field(default_factory=lambda: ["synthetic"])
+    val_data: str | None = None
+    val_fraction: float = 0.1
+    val_pairs: int = 8
+    val_interval: int = 500
+    val_at_start: bool = True
+    steps: int = 1000
+    batch_size: int = 4
+    crop: tuple[int, int] = (192, 320)
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    warmup_steps: int | None = None
+    grad_clip: float = 0.0
+    w_teacher: float | None = None
+    w_gt: float | None = None
+    w_feat: float = 0.0
+    feat_names: list[str] = field(default_factory=list)
+    ckpt_interval: int = 500
+    log_interval: int = 10
+    seed: int = 0
+    precision: str = "auto"
+    threads: int | None = None
+    max_disp: int | None = None
+    synthetic_pairs: int = 4000
+    video_frames: int = 500
+    cache_mb: int = 2000
+    synthetic_size: tuple[int, int] | None = None
+    augment: bool = True
+
+    def resolved(self) -> TrainConfig:
+        """A copy with automatic loss weights filled in and the values checked."""
+        data = self.data.split(",") if isinstance(self.data, str) else self.data
+        data = [str(d).strip() for d in data if str(d).strip()]
+        cfg = dataclasses.replace(self, crop=tuple(self.crop), data=data,
+                                  synthetic_size=tuple(self.synthetic_size) if self.synthetic_size else None)
+        if cfg.init_from:
+            cfg.arch = None
+        if cfg.w_teacher is None:
+            cfg.w_teacher = 1.0 if cfg.teacher else 0.0
+        if cfg.w_gt is None:
+            cfg.w_gt = 0.0 if cfg.teacher else 1.0
+        problems = []
+        if cfg.arch is None and cfg.init_from is None:
+            problems.append("give an architecture (arch) or a model to start from (init_from)")
+        if not cfg.data:
+            problems.append("no training data given")
+        if (cfg.w_teacher > 0 or cfg.w_feat > 0) and not cfg.teacher:
+            problems.append("w_teacher / w_feat need a teacher model")
+        if cfg.w_teacher + cfg.w_gt + cfg.w_feat <= 0:
+            problems.append("all loss weights are zero")
+        if cfg.schedule not in ("cosine", "onecycle", "constant"):
+            problems.append(f"unknown schedule '{cfg.schedule}' (cosine, onecycle, constant)")
+        if cfg.precision == "auto":
+            cfg.precision = _native_precision()
+        if cfg.precision not in ("bf16", "fp32"):
+            problems.append(f"unknown precision '{cfg.precision}' (auto, bf16, fp32)")
+        for name in ("steps", "batch_size", "val_interval", "ckpt_interval", "log_interval", "val_pairs"):
+            if getattr(cfg, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        if min(cfg.crop) < 16:
+            problems.append(f"crop {cfg.crop} is too small (at least 16x16)")
+        if problems:
+            raise TrainingError("bad training config: " + "; ".join(problems))
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["crop"] = list(self.crop)
+        d["synthetic_size"] = list(self.synthetic_size) if self.synthetic_size else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise TrainingError(f"unknown training config keys: {', '.join(unknown)}")
+        d = dict(d)
+        if d.get("crop") is not None:
+            d["crop"] = tuple(d["crop"])
+        if d.get("synthetic_size") is not None:
+            d["synthetic_size"] = tuple(d["synthetic_size"])
+        return cls(**d)
+
+
+def _native_precision() -> str:
+    """'bf16' where oneDNN has native bf16 kernels (AVX-512 BF16 / AMX) or on CUDA, else 'fp32' (on an
+    AVX2-only CPU bf16 convolutions fall back to reference kernels, several times slower than fp32)."""
+    if torch.cuda.is_available():
+        return "bf16"
+    from stereo_studio.models.matchers import resolve_precision
+
+    return resolve_precision("auto")
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for the step with 0-based index `step` (a pure function: resuming needs no state)."""
+    total = max(1, cfg.steps)
+    if cfg.schedule == "onecycle":
+        warm = cfg.warmup_steps if cfg.warmup_steps is not None else int(0.3 * total)
+        start, end = cfg.lr / 25.0, cfg.lr / 25.0 / 1e4
+        if step < warm:
+            t = step / max(1, warm)
+            return start + (cfg.lr - start) * 0.5 * (1 - math.cos(math.pi * t))
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        return end + (cfg.lr - end) * 0.5 * (1 + math.cos(math.pi * t))
+    warm = cfg.warmup_steps if cfg.warmup_steps is not None else min(500, total // 20)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    if cfg.schedule == "constant":
+        return cfg.lr
+    t = min(1.0, (step - warm) / max(1, total - warm))
+    return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The data seed of one step (ranks take disjoint shares of the same permutation)."""
+    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+class _Concat:
+    """Several datasets seen as one (mixed data specs)."""
+
+    def __init__(self, parts: list[Any]) -> None:
+        self.parts = parts
+        self.offsets = np.cumsum([0] + [len(p) for p in parts])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int) -> Any:
+        if index < 0:
+            index += len(self)
+        part = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        return self.parts[part][index - int(self.offsets[part])]
+
+
+class _MemoryCache:
+    """Keeps loaded / generated samples in memory up to a byte budget (samples are never modified)."""
+
+    def __init__(self, dataset: Any, budget_bytes: int) -> None:
+        self.dataset = dataset
+        self.budget = budget_bytes
+        self.used = 0
+        self._cache: dict[int, Any] = {}
+        self.name = getattr(dataset, "name", "")
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        sample = self._cache.get(index)
+        if sample is None:
+            sample = self.dataset[index]
+            size = sum(a.nbytes for a in (sample.left, sample.right, sample.disparity, sample.valid)
+                       if a is not None)
+            if self.used + size <= self.budget:
+                self._cache[index] = sample
+                self.used += size
+        return sample
+
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+class _VideoFrames:
+    """Unlabelled pairs from a side-by-side stereo video (left half | right half), for distillation.
+
+    At most `limit` frames, evenly spaced over the video, are decoded once and kept in memory.
+    """
+
+    def __init__(self, path: Path, limit: int) -> None:
+        import cv2
+
+        from stereo_studio.data.sample import StereoSample
+
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            raise DataError(f"cannot open video {path}")
+        try:
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or limit
+            stride = max(1, count // limit)
+            self.samples: list[Any] = []
+            index = 0
+            while len(self.samples) < limit:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                if index % stride == 0:
+                    w = frame.shape[1]
+                    if w % 2:
+                        raise DataError(f"{path}: a side-by-side frame needs an even width, got {w}")
+                    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                    self.samples.append(StereoSample(
+                        np.ascontiguousarray(rgb[:, : w // 2]), np.ascontiguousarray(rgb[:, w // 2:]),
+                        meta={"dataset": "video", "name": f"{path.stem}-{index:06d}", "frame": index}))
+                index += 1
+        finally:
+            cap.release()
+        if not self.samples:
+            raise DataError(f"no frames could be read from video {path}")
+        self.name = path.name
+        self.has_gt = False
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.samples[index]
+
+
+def _is_synthetic(spec: str) -> bool:
+    return spec.strip().lower() == "synthetic"
+
+
+def _open(spec: str, cfg: TrainConfig, max_disp: int, seed: int, limit: int | None) -> Any:
+    from stereo_studio.data.datasets import open_dataset
+
+    if _is_synthetic(spec):
+        size = cfg.synthetic_size or (cfg.crop[0] + 32, cfg.crop[1] + 64)
+        return open_dataset(spec, limit=limit or cfg.synthetic_pairs, seed=seed, size=tuple(size),
+                            max_disp=max_disp)
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        return _VideoFrames(path, limit or cfg.video_frames)
+    return open_dataset(spec, limit=limit, seed=seed, max_disp=max_disp)
+
+
+def _has_gt(ds: Any) -> bool:
+    flag = getattr(ds, "has_gt", None)
+    if isinstance(flag, bool):
+        return flag
+    return len(ds) > 0 and bool(ds[0].has_gt)
+
+
+def open_training_data(cfg: TrainConfig, max_disp: int) -> tuple[Any, Any | None, str]:
+    """(train dataset, validation dataset or None, a line describing them) for a resolved config."""
+    from stereo_studio.data.datasets import split_dataset
+
+    parts = []
+    for spec in cfg.data:
+        ds = _open(spec, cfg, max_disp, cfg.seed, None)
+        if len(ds) == 0:
+            raise DataError(f"dataset '{spec}' holds no stereo pairs")
+        if not cfg.teacher and not _has_gt(ds):
+            raise DataError(f"dataset '{spec}' has no ground truth: unlabelled pairs can only be used to "
+                            "distill from a teacher (stereo-studio distill --teacher ...)")
+        parts.append(ds)
+    train_ds = parts[0] if len(parts) == 1 else _Concat(parts)
+    if cfg.val_data:
+        val_ds = _open(cfg.val_data, cfg, max_disp, cfg.seed + 7_777_777, cfg.val_pairs
+                       if _is_synthetic(cfg.val_data) else None)
+    elif all(_is_synthetic(s) for s in cfg.data):
+        val_ds = _open("synthetic", cfg, max_disp, cfg.seed + 7_777_777, cfg.val_pairs)
+    elif len(train_ds) >= 2:
+        train_ds, val_ds = split_dataset(train_ds, cfg.val_fraction, cfg.seed)
+    else:
+        val_ds = None
+    if cfg.cache_mb > 0:
+        train_ds = _MemoryCache(train_ds, cfg.cache_mb * 2**20)
+    desc = f"{len(train_ds)} training pairs from {', '.join(cfg.data)}"
+    if val_ds is not None:
+        desc += f"; {min(len(val_ds), cfg.val_pairs)} validation pairs"
+    return train_ds, val_ds, desc
+
+
+class _Prefetcher:
+    """Builds the batches of steps [start, stop) in a background thread, a few steps ahead."""
+
+    def __init__(self, make_batch: Callable[[int], dict], start: int, stop: int, depth: int = 3) -> None:
+        self._make = make_batch
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(start, stop), daemon=True,
+                                        name="stereo-studio-prefetch")
+        self._thread.start()
+
+    def _run(self, start: int, stop: int) -> None:
+        for step in range(start, stop):
+            try:
+                item: tuple = (step, self._make(step), None)
+            except BaseException as exc:  # handed to the consumer
+                item = (step, None, exc)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if self._stop.is_set() or item[2] is not None:
+                return
+
+    def get(self, timeout: float) -> tuple[int, dict] | None:
+        """The next (step, batch), or None if not ready within `timeout` seconds."""
+        try:
+            step, batch, exc = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if exc is not None:
+            raise exc
+        return step, batch
+
+    def close(self) -> None:
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout=5.0)
+
+
+# --------------------------------------------------------------------------------------------- models
+
+
+class _Trainee(nn.Module):
+    """The student plus the feature projections, so DDP synchronises both."""
+
+    def __init__(self, student: nn.Module, projector: FeatureProjector | None) -> None:
+        super().__init__()
+        self.student = student
+        self.projector = projector
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor,
+                teacher_feats: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, Any]:
+        if self.projector is None or teacher_feats is None:
+            return self.student(left, right), None
+        disp, feats = self.student(left, right, return_features=True)
+        return disp, self.projector(feats, teacher_feats)
+
+
+def _load_student(cfg: TrainConfig) -> nn.Module:
+    if cfg.init_from:
+        from stereo_studio.models.storage import load_model
+
+        return load_model(cfg.init_from)
+    from stereo_studio.models.registry import build_model, default_config
+
+    overrides = dict(cfg.model_overrides)
+    if cfg.max_disp is not None:
+        overrides["max_disp"] = cfg.max_disp
+    return build_model(default_config(cfg.arch, **overrides))
+
+
+def _feature_channels(model: nn.Module, device: str) -> dict[str, int]:
+    probe = torch.rand(1, 3, 64, 128, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(probe, probe, return_features=True)
+    except TypeError as exc:
+        raise StereoStudioError(f"{type(model).__name__} cannot return features for feature "
+                                f"distillation: {exc}") from exc
+    finally:
+        model.train(was_training)
+    return {name: int(t.shape[1]) for name, t in out[1].items()}
+
+
+def _channels_last(model: nn.Module) -> nn.Module:
+    """4-D weights in channels_last memory format (faster oneDNN convolutions); 3-D conv weights are kept."""
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() == 4:
+                param.data = param.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
+def _to_input(t: torch.Tensor, device: str) -> torch.Tensor:
+    return t.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+
+
+def _autocast(device: str, bf16: bool) -> contextlib.AbstractContextManager:
+    return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16)
+
+
+# ------------------------------------------------------------------------------------------ the job
+
+
+def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job[Path]:
+    """Train or distill a student; yields Progress (step / validation / checkpoint / log) and returns
+    the folder of the final model (`run_dir/model`). Cancel by closing the generator: the run keeps its last
+    checkpoint and can be resumed with `resume=True` (same config, `threads` may differ)."""
+    cfg = config.resolved()
+    run_dir = Path(run_dir)
+    info = ddp.init_distributed()
+    device = info.device
+    threads = cfg.threads or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    torch.set_num_threads(threads)
+    ckpt_path = run_dir / "checkpoints" / "last.pt"
+    metrics_path = run_dir / "metrics.jsonl"
+
+    state = _prepare_run_dir(cfg, run_dir, ckpt_path, resume, info)
+    start_step = int(state["step"]) if state else 0
+    if state is None:
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+
+    yield Progress(step=start_step, total=cfg.steps, kind="log", message="loading models")
+    student = _load_student(cfg).to(device)
+    max_disp = int(cfg.max_disp or getattr(student, "config", {}).get("max_disp", 192))
+    teacher = None
+    if cfg.teacher:
+        from stereo_studio.models.storage import load_model
+
+        teacher = load_model(cfg.teacher).to(device).eval()
+        teacher.requires_grad_(False)
+        _channels_last(teacher)
+    projector = None
+    if cfg.w_feat > 0:
+        s_ch, t_ch = _feature_channels(student, device), _feature_channels(teacher, device)
+        pairs = parse_feature_pairs(cfg.feat_names, s_ch, t_ch)
+        torch.manual_seed(cfg.seed + 1)
+        projector = FeatureProjector(pairs, s_ch, t_ch).to(device)
+    trainee = _channels_last(_Trainee(student, projector))
+    optimizer = torch.optim.AdamW(trainee.parameters(), lr=lr_at(start_step, cfg),
+                                  weight_decay=cfg.weight_decay)
+    if state is not None:
+        student.load_state_dict(state["model"])
+        if projector is not None:
+            projector.load_state_dict(state["projector"])
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+    model = ddp.wrap_model(trainee, info)
+
+    yield Progress(step=start_step, total=cfg.steps, kind="log", message="opening data")
+    train_ds, val_ds, data_desc = open_training_data(cfg, max_disp)
+    from stereo_studio.data.augment import Augmenter
+    from stereo_studio.data.batches import batch_stream
+
+    augmenter = _make_augmenter(Augmenter, cfg)
+
+    def make_batch(step: int) -> dict:
+        # One fresh stream per step: the batch depends on (seed, step, rank) only, so resuming is exact.
+        stream = batch_stream(train_ds, cfg.batch_size, augmenter, seed=step_seed(cfg.seed, step),
+                              shard=(info.rank, info.world_size), prefetch=0)
+        try:
+            return next(stream)
+        finally:
+            stream.close()
+
+    validator = _Validator(val_ds, cfg, max_disp, teacher, device) if (val_ds is not None and info.is_main) \
+        else None
+    bf16 = cfg.precision == "bf16"
+    activity = "distilling" if teacher is not None else "training"
+    prefetch = _Prefetcher(make_batch, start_step, cfg.steps) if start_step < cfg.steps else None
+    ticker = Ticker(0.5)
+    last_ckpt = str(ckpt_path) if state else None
+    window: dict[str, list[float]] = {}
+    t_start = time.monotonic()
+    rate = None
+    last_val: dict[str, float] = dict(state.get("last_val", {})) if state else {}
+    yield Progress(step=start_step, total=cfg.steps, kind="log", message=data_desc)
+
+    def validate(step: int) -> Iterator[Progress]:
+        result = yield from validator.run(student, step, cfg.steps, bf16)
+        model.train()
+        _append_jsonl(metrics_path, {"kind": "validation", "step": step, **result})
+        yield Progress(step=step, total=cfg.steps, kind="validation", metrics=result,
+                       message=_format_val(result))
+        return result
+
+    try:
+        if validator is not None and start_step == 0 and cfg.val_at_start:
+            last_val = yield from validate(0)
+        model.train()
+        if teacher is not None:
+            teacher.eval()
+        step = start_step
+        while step < cfg.steps:
+            t0 = time.monotonic()
+            got = prefetch.get(timeout=0.5)
+            if got is None:
+                yield Progress(step=step, total=cfg.steps, kind="log", message="waiting for data")
+                continue
+            _, batch = got
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            left, right = _to_input(batch["left"], device), _to_input(batch["right"], device)
+            t_disp = t_feats = None
+            if teacher is not None:
+                with torch.no_grad(), _autocast(device, bf16):
+                    if projector is not None:
+                        t_disp, t_feats = teacher(left, right, return_features=True)
+                        t_feats = {k: v.float() for k, v in t_feats.items()}
+                    else:
+                        t_disp = teacher(left, right)
+                t_disp = t_disp.float()
+                if ticker.due():
+                    yield Progress(step=step, total=cfg.steps, kind="log", message="teacher forward")
+            with _autocast(device, bf16):
+                disp, feat_loss = model(left, right, t_feats)
+            disp = disp.float()
+            if ticker.due():  # slow steps (the teacher at large crops) stay cancellable
+                yield Progress(step=step, total=cfg.steps, kind="log", message="student forward")
+            parts: dict[str, torch.Tensor] = {}
+            if cfg.w_teacher > 0:
+                parts["loss_teacher"] = teacher_loss(disp, t_disp)
+            gt = batch.get("disparity")
+            if cfg.w_gt > 0 and gt is not None:
+                parts["loss_gt"] = gt_loss(disp, gt.to(device), _opt_to(batch.get("valid"), device), max_disp)
+            if feat_loss is not None:
+                parts["loss_feat"] = feat_loss.float()
+            weights = {"loss_teacher": cfg.w_teacher, "loss_gt": cfg.w_gt, "loss_feat": cfg.w_feat}
+            loss = sum((weights[k] * v for k, v in parts.items()), start=disp.sum() * 0.0)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(trainee.parameters(), cfg.grad_clip)
+            values = torch.stack([loss.detach(), *[v.detach() for v in parts.values()]])
+            reported = ddp.all_reduce_mean(values, info)
+            loss_value = float(reported[0])
+            if not math.isfinite(loss_value):
+                where = last_ckpt or "none (no checkpoint was written yet)"
+                message = f"loss became {loss_value} at step {step + 1}; last good checkpoint: {where}"
+                if info.is_main:
+                    _append_jsonl(metrics_path, {"kind": "error", "step": step + 1, "message": message})
+                raise TrainingError(message)
+            optimizer.step()
+            step += 1
+            dt = time.monotonic() - t0
+            rate = 1.0 / dt if rate is None else 0.9 * rate + 0.1 / dt
+            metrics = {"loss": loss_value, "lr": lr, "it_s": rate, "eta_s": (cfg.steps - step) / rate}
+            metrics.update({k: float(v) for k, v in zip(parts, reported[1:].tolist(), strict=True)})
+            for k, v in metrics.items():
+                window.setdefault(k, []).append(v)
+            yield Progress(step=step, total=cfg.steps, kind="step", metrics=metrics, message=activity)
+            if info.is_main and (step % cfg.log_interval == 0 or step == cfg.steps):
+                row = {"kind": "step", "step": step, "time_s": round(time.monotonic() - t_start, 3)}
+                row.update({k: float(np.mean(v)) for k, v in window.items()})
+                _append_jsonl(metrics_path, row)
+                window.clear()
+            if validator is not None and (step % cfg.val_interval == 0 or step == cfg.steps):
+                last_val = yield from validate(step)
+            if info.is_main and (step % cfg.ckpt_interval == 0 or step == cfg.steps):
+                _write_checkpoint(ckpt_path, cfg, step, student, projector, optimizer, last_val)
+                last_ckpt = str(ckpt_path)
+                _append_jsonl(metrics_path, {"kind": "checkpoint", "step": step, "path": last_ckpt})
+                yield Progress(step=step, total=cfg.steps, kind="checkpoint", message=f"saved {ckpt_path}",
+                               payload=last_ckpt)
+        model_dir = run_dir / "model"
+        if info.is_main:
+            from stereo_studio.models.storage import save_model
+
+            meta = {"trained_steps": cfg.steps, "teacher": cfg.teacher, "data": cfg.data,
+                    "run": str(run_dir), **{k: v for k, v in last_val.items()}}
+            save_model(student.eval(), model_dir, meta)
+            summary = {"model": str(model_dir), "steps": cfg.steps, "resumed_from": start_step,
+                       "train_time_s": round(time.monotonic() - t_start, 2), "it_s": rate,
+                       "validation": last_val, "checkpoint": last_ckpt,
+                       "world_size": info.world_size}
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        ddp.barrier(info)
+        yield Progress(step=cfg.steps, total=cfg.steps, kind="done", message=f"model saved to {model_dir}",
+                       payload=str(model_dir))
+        return model_dir
+    finally:
+        if prefetch is not None:
+            prefetch.close()
+
+
+def _make_augmenter(augmenter_cls: type, cfg: TrainConfig) -> Any:
+    """Random crops always; photometric jitter, +-1 px vertical jitter and occlusion patches if `augment`."""
+    if cfg.augment:
+        return augmenter_cls(crop=tuple(cfg.crop), photometric=True, vertical_jitter_px=1.0,
+                             occlusion_patch=True)
+    return augmenter_cls(crop=tuple(cfg.crop), photometric=False, occlusion_patch=False)
+
+
+def _opt_to(t: torch.Tensor | None, device: str) -> torch.Tensor | None:
+    return None if t is None else t.to(device)
+
+
+def _format_val(result: dict[str, float]) -> str:
+    return "validation " + ", ".join(f"{k}={v:.3f}" for k, v in result.items())
+
+
+def _append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def _write_checkpoint(path: Path, cfg: TrainConfig, step: int, student: nn.Module,
+                      projector: nn.Module | None, optimizer: torch.optim.Optimizer,
+                      last_val: dict[str, float]) -> None:
+    state = {
+        "version": 1,
+        "step": step,
+        "data_position": step,
+        "model": student.state_dict(),
+        "projector": projector.state_dict() if projector is not None else {},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": {"kind": cfg.schedule, "step": step},
+        "rng": rng_state(),
+        "config": json.dumps(cfg.to_dict(), sort_keys=True),
+        "last_val": {k: float(v) for k, v in last_val.items()},
+    }
+    save_checkpoint(state, path)
+
+
+def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    keys = sorted((set(saved) | set(current)) - set(RESUMABLE_CHANGES))
+    return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
+
+
+def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, ckpt_path: Path, resume: bool,
+                     info: ddp.DistInfo) -> dict[str, Any] | None:
+    """Check / create the run folder; return the checkpoint state to resume from (or None)."""
+    config_path = run_dir / "config.json"
+    current = cfg.to_dict()
+    if resume:
+        if not config_path.is_file():
+            raise TrainingError(f"nothing to resume: {run_dir} holds no config.json")
+        saved = json.loads(config_path.read_text())
+        diff = _config_differences(saved, current)
+        if diff:
+            raise TrainingError(f"cannot resume {run_dir}: the config differs from the saved run ("
+                                + "; ".join(diff) + ")")
+        if not ckpt_path.is_file():
+            state = None
+        else:
+            state = load_checkpoint(ckpt_path)
+            diff = _config_differences(json.loads(state["config"]), current)
+            if diff:
+                raise TrainingError(f"cannot resume {run_dir}: checkpoint config differs ({'; '.join(diff)})")
+    else:
+        if ckpt_path.exists() or (run_dir / "model").exists():
+            raise TrainingError(f"{run_dir} already holds a training run: resume it (--resume) or choose "
+                                "another output folder")
+        state = None
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(json.dumps(current, indent=2))
+        _truncate_metrics(run_dir / "metrics.jsonl", int(state["step"]) if state else 0)
+    ddp.barrier(info)
+    return state
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric rows written after `step` (the run continues from there)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                keep.append(line)
+        except json.JSONDecodeError:
+            continue
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(k + "\n" for k in keep))
+    os.replace(tmp, path)
+
+
+class _Validator:
+    """Validation on a fixed held-out set: EPE / bad-3 where there is ground truth, the gap to the teacher."""
+
+    def __init__(self, dataset: Any, cfg: TrainConfig, max_disp: int, teacher: nn.Module | None,
+                 device: str) -> None:
+        self.dataset = dataset
+        self.count = min(len(dataset), cfg.val_pairs)
+        self.max_disp = max_disp
+        self.teacher = teacher
+        self.device = device
+        self._teacher_preds: dict[int, torch.Tensor] = {}
+
+    def _predict(self, model: nn.Module, sample: Any, bf16: bool) -> torch.Tensor:
+        left = torch.from_numpy(np.ascontiguousarray(sample.left)).permute(2, 0, 1)[None].float() / 255.0
+        right = torch.from_numpy(np.ascontiguousarray(sample.right)).permute(2, 0, 1)[None].float() / 255.0
+        with torch.no_grad(), _autocast(self.device, bf16):
+            out = model(_to_input(left, self.device), _to_input(right, self.device))
+        return out.float()[0, 0].cpu()
+
+    def run(self, student: nn.Module, step: int, total: int, bf16: bool) -> Iterator[Progress]:
+        """Sub-generator (use with `yield from`); returns the validation metrics."""
+        from stereo_studio.metrics import MetricAccumulator
+
+        student.eval()
+        acc = MetricAccumulator()
+        gaps = []
+        ticker = Ticker(0.5)
+        for i in range(self.count):
+            sample = self.dataset[i]
+            pred = self._predict(student, sample, bf16)
+            if sample.has_gt:
+                acc.add(pred.numpy(), sample.disparity, sample.valid & (sample.disparity < self.max_disp),
+                        name=sample.name)
+            if self.teacher is not None:
+                if i not in self._teacher_preds:
+                    self._teacher_preds[i] = self._predict(self.teacher, sample, bf16)
+                gaps.append(float((pred - self._teacher_preds[i]).abs().mean()))
+            if ticker.due():
+                yield Progress(step=step, total=total, kind="log", message=f"validating {i + 1}/{self.count}")
+        result: dict[str, float] = {}
+        if acc.per_image:
+            pix = acc.result("pixel")
+            if pix.get("pixels", 0):
+                result.update(val_epe=float(pix["epe"]), val_bad2=float(pix["bad2"]),
+                              val_bad3=float(pix["bad3"]))
+        if gaps:
+            result["val_gap"] = float(np.mean(gaps))
+        return result

@@ -1,0 +1,133 @@
+"""Start the window: `main()` (the `stereo-studio-gui` entry point) and the screenshot mode of the CLI."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from stereo_studio.errors import StereoStudioError
+
+READY_TIMEOUT_S = 240.0
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    """The QApplication (created once), themed."""
+    from stereo_studio.gui.theme import apply_theme
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication([sys.argv[0] if sys.argv else "stereo-studio", *(argv or [])])
+        app.setApplicationName("Stereo Studio")
+        app.setOrganizationName("StereoStudio")
+        apply_theme(app)
+    return app
+
+
+def _wait(app: QApplication, done, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        app.processEvents()
+        time.sleep(0.02)
+    return True
+
+
+def run(
+    screenshot: str | None = None,
+    panel: str | None = None,
+    size: tuple[int, int] | None = None,
+    settings_path: str | None = None,
+    quick: bool = False,
+) -> int:
+    """Open the window. With `screenshot`: wait for the first disparity maps of every default model, show
+    `panel` (a name, a comma-separated list or "all"; OUT then contains "{panel}"), wait for the panel's
+    content (unless `quick`), save a PNG of the whole window per panel and return 0.
+    `size` = (width, height)."""
+    from stereo_studio.gui.main_window import PANELS, MainWindow
+    from stereo_studio.gui.settings import Settings
+
+    panels = _panels(panel, PANELS)
+    if screenshot and len(panels) > 1 and "{panel}" not in screenshot:
+        raise StereoStudioError(
+            "several panels need '{panel}' in the screenshot name, e.g. shots/{panel}.png"
+        )
+    app = create_app()
+    if screenshot:
+        # The screenshot shows the defaults and leaves the user's saved session alone.
+        import tempfile
+
+        tmp = tempfile.TemporaryDirectory(prefix="stereo-studio-shot-")
+        settings = Settings(Path(tmp.name) / "settings.ini")
+    else:
+        settings = Settings(settings_path)
+    window = MainWindow(settings, restore=not screenshot)
+    if size is not None:
+        window.resize(*size)
+    window.show()
+    if not screenshot:
+        return app.exec()
+    try:
+        if not _wait(app, lambda: window.preview.frames_drawn > 0, READY_TIMEOUT_S):
+            raise StereoStudioError(f"no disparity map was drawn within {READY_TIMEOUT_S:.0f} s")
+        _wait(app, window.preview.complete, 120.0)
+        for name in panels or ["preview"]:
+            window.show_panel(name)
+            if not quick:
+                _wait(app, lambda n=name: window.panel_ready(n), 120.0)
+                _stage(app, window, name, tmp.name)
+            _wait(app, lambda: False, 0.4)  # let the last paint land
+            out = Path(screenshot.replace("{panel}", name))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if not window.grab().save(str(out)):
+                raise StereoStudioError(f"could not write the screenshot to {out}")
+            print(out, flush=True)
+    finally:
+        window.close()
+        app.processEvents()
+    return 0
+
+
+def _stage(app: QApplication, window, name: str, scratch: str) -> None:
+    """Give a panel something to show in a full screenshot: a few pruning points, a short distillation."""
+    if name == "pruning":
+        panel = window.pruning
+        for ratio in (0.25, 0.5, 0.7):
+            count = len(panel.points)
+            panel.slider.setValue(ratio)
+            _wait(app, lambda c=count: len(panel.points) > c, 60.0)
+    elif name == "distill":
+        panel = window.distill
+        panel.run_root.setText(scratch)
+        panel.steps.setValue(60)
+        panel.val_interval.setValue(15)
+        panel.batch.setValue(2)
+        panel.crop_h.setValue(96)
+        panel.crop_w.setValue(160)
+        panel.start()
+        _wait(app, lambda: not panel.running(), 180.0)
+
+
+def _panels(text: str | None, known: tuple[str, ...]) -> list[str]:
+    if not text:
+        return []
+    names = list(known) if text.strip() == "all" else [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise StereoStudioError(f"unknown panel '{unknown[0]}' (choose from {', '.join(known)} or all)")
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `stereo-studio-gui`: open the window."""
+    os.environ.setdefault("QT_API", "pyside6")
+    del argv
+    return run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""The window's shared state: the open models (compared everywhere), the data source, jobs and settings.
+
+Qt-side bookkeeping only: every number comes from an engine call run through `JobManager`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from stereo_studio.gui.settings import Settings
+from stereo_studio.gui.theme import model_color
+from stereo_studio.gui.workers import JobManager, JobRecord
+
+log = logging.getLogger("stereo_studio.gui")
+
+PREVIEW_SIZE = (240, 320)  # small default inputs: the first disparity appears within a second or two
+EVAL_PAIRS = 4
+
+
+@dataclass
+class ModelEntry:
+    """One open model: its matcher, where it came from and what was measured about it."""
+
+    key: str
+    spec: str
+    matcher: Any
+    role: str = "model"  # teacher | student | pruned | distilled | sgbm | model
+    untrained: bool = False
+    color: str = "#4da3ff"
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> Any:
+        return getattr(self.matcher, "model", None)
+
+    @property
+    def is_network(self) -> bool:
+        return self.model is not None
+
+    @property
+    def label(self) -> str:
+        return f"{self.key} (untrained)" if self.untrained else self.key
+
+
+def load_entry(spec: str, max_disp: int | None = None) -> tuple[Any, bool]:
+    """(matcher, untrained) for a model spec: runs in a worker thread."""
+    from stereo_studio.models.registry import architecture_names
+    from stereo_studio.models.storage import bundled_model_names, load_matcher
+
+    untrained = spec != "sgbm" and spec not in bundled_model_names() and spec in architecture_names()
+    return load_matcher(spec, max_disp=max_disp), untrained
+
+
+def open_data(spec: str, size: tuple[int, int] = PREVIEW_SIZE) -> Any:
+    """Open a data spec (`synthetic` or a dataset folder): runs in a worker thread."""
+    from stereo_studio.data.datasets import open_dataset
+
+    return open_dataset(spec, size=size) if spec == "synthetic" else open_dataset(spec)
+
+
+def measure_entry(matcher: Any, dataset: Any, size: tuple[int, int]):
+    """Job: params / MACs, latency at `size` and accuracy on a few pairs of `dataset`."""
+    from stereo_studio.engine.bench import count_params_macs, measure_latency
+    from stereo_studio.engine.evaluate import evaluate
+    from stereo_studio.engine.jobs import Progress
+
+    stats: dict[str, Any] = {}
+    model = getattr(matcher, "model", None)
+    yield Progress(0, 3, "counting params / MACs")
+    if model is not None:
+        stats["params"], stats["macs"] = count_params_macs(model, size)
+    else:
+        stats["params"], stats["macs"] = 0, None
+    yield Progress(1, 3, "timing", payload=dict(stats), kind="stats")
+    lat = measure_latency(matcher, size, warmup=2, runs=10, max_seconds=3.0)
+    stats["latency_ms"] = lat["median_ms"]
+    stats["threads"] = lat["threads"]
+    yield Progress(2, 3, "accuracy", payload=dict(stats), kind="stats")
+    if dataset is not None:
+        result = yield from evaluate(matcher, dataset, limit=EVAL_PAIRS)
+        stats.update({k: result[k] for k in ("epe", "bad2", "bad3", "d1", "pairs") if k in result})
+        stats["data"] = result.get("data", "")
+    return stats
+
+
+class Studio(QObject):
+    """Open models + current data source + job manager + settings, with change signals."""
+
+    models_changed = Signal()
+    model_updated = Signal(str)  # key: its stats changed
+    data_changed = Signal()
+    message = Signal(str, str)  # level, text
+
+    def __init__(self, settings: Settings | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings or Settings()
+        self.jobs = JobManager(self)
+        self.models: list[ModelEntry] = []
+        self.size = PREVIEW_SIZE
+        self.data_spec = "synthetic"
+        self.dataset: Any = None
+        self._colors = 0
+        self._loading: set[str] = set()
+        self._order: dict[str, int] = {}
+        self._stats_queue: list[str] = []
+        self._stats_running: JobRecord | None = None
+        self.stats_enabled = True
+
+    # ----- models
+    def entry(self, key: str) -> ModelEntry | None:
+        return next((m for m in self.models if m.key == key), None)
+
+    def networks(self) -> list[ModelEntry]:
+        return [m for m in self.models if m.is_network]
+
+    def unique_key(self, base: str) -> str:
+        keys = {m.key for m in self.models} | self._loading
+        if base not in keys:
+            return base
+        i = 2
+        while f"{base}-{i}" in keys:
+            i += 1
+        return f"{base}-{i}"
+
+    def open_model(self, spec: str, role: str = "model", key: str | None = None) -> JobRecord:
+        """Load `spec` in the background; the model joins `models` when loaded, errors go to `message`."""
+        from pathlib import Path
+
+        key = self.unique_key(key or Path(spec).name or spec)
+        self._loading.add(key)
+        self._order.setdefault(key, len(self._order))
+
+        def done(result: tuple[Any, bool]) -> None:
+            matcher, untrained = result
+            self.add_matcher(matcher, key, spec, role, untrained)
+
+        def failed(text: str) -> None:
+            self.message.emit("error", f"could not open model '{spec}': {text}")
+
+        def finished(_record: JobRecord) -> None:
+            self._loading.discard(key)
+            self.models_changed.emit()
+
+        return self.jobs.start(
+            f"Load model {key}", load_entry, spec, on_result=done, on_error=failed, on_finished=finished
+        )
+
+    def add_matcher(
+        self, matcher: Any, key: str, spec: str, role: str = "model", untrained: bool = False
+    ) -> ModelEntry:
+        """Add an already loaded matcher (e.g. the result of a distillation or pruning job)."""
+        if self.entry(key) is not None:
+            key = self.unique_key(key)
+        entry = ModelEntry(key, spec, matcher, role, untrained, model_color(self._colors))
+        self._colors += 1
+        self._order.setdefault(key, len(self._order))
+        self.models.append(entry)
+        self.models.sort(key=lambda m: self._order.get(m.key, 1 << 30))
+        self._loading.discard(key)
+        self.models_changed.emit()
+        self.queue_stats(key)
+        self._remember_models()
+        return entry
+
+    def remove_model(self, key: str) -> None:
+        self.models = [m for m in self.models if m.key != key]
+        self.models_changed.emit()
+        self._remember_models()
+
+    def loading(self) -> bool:
+        return bool(self._loading)
+
+    def _remember_models(self) -> None:
+        self.settings.set("models/open", [[m.spec, m.role, m.key] for m in self.models])
+
+    # ----- stats (one measurement at a time, so timings do not disturb each other)
+    def queue_stats(self, key: str) -> None:
+        if key not in self._stats_queue:
+            self._stats_queue.append(key)
+        self._next_stats()
+
+    def refresh_all_stats(self) -> None:
+        for m in self.models:
+            m.stats.pop("epe", None)
+            self.queue_stats(m.key)
+
+    def _next_stats(self) -> None:
+        if self._stats_running is not None or not self._stats_queue or not self.stats_enabled:
+            return
+        key = self._stats_queue.pop(0)
+        entry = self.entry(key)
+        if entry is None:
+            self._next_stats()
+            return
+
+        def progress(event: Any) -> None:
+            if event.kind == "stats" and isinstance(event.payload, dict):
+                entry.stats.update(event.payload)
+                self.model_updated.emit(key)
+
+        def done(stats: dict[str, Any]) -> None:
+            entry.stats.update(stats)
+            self.model_updated.emit(key)
+
+        def failed(text: str) -> None:
+            entry.stats["error"] = text
+            self.model_updated.emit(key)
+            self.message.emit("warning", f"measuring {key}: {text}")
+
+        def finished(_record: JobRecord) -> None:
+            self._stats_running = None
+            self._next_stats()
+
+        self._stats_running = self.jobs.start(
+            f"Measure {key}",
+            measure_entry,
+            entry.matcher,
+            self.dataset,
+            self.size,
+            on_progress=progress,
+            on_result=done,
+            on_error=failed,
+            on_finished=finished,
+        )
+
+    def set_stats_enabled(self, enabled: bool) -> None:
+        self.stats_enabled = enabled
+        self._next_stats()
+
+    # ----- data
+    def set_data(self, spec: str) -> JobRecord:
+        """Open a data source in the background; `data_changed` fires when it is ready."""
+
+        def done(dataset: Any) -> None:
+            self.dataset, self.data_spec = dataset, spec
+            self.settings.set("data/spec", spec)
+            self.data_changed.emit()
+            self.refresh_all_stats()
+
+        def failed(text: str) -> None:
+            self.message.emit("error", f"could not open data '{spec}': {text}")
+
+        return self.jobs.start(
+            f"Open data {spec}", open_data, spec, self.size, on_result=done, on_error=failed
+        )

@@ -1,0 +1,112 @@
+"""Shared building blocks: conv-BN-ReLU stacks, residual blocks, input normalisation, padding helpers."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# ImageNet statistics: the networks take [0, 1] RGB and normalise inside.
+RGB_MEAN = (0.485, 0.456, 0.406)
+RGB_STD = (0.229, 0.224, 0.225)
+
+
+def conv_bn(
+    in_ch: int, out_ch: int, k: int = 3, stride: int = 1, dilation: int = 1, relu: bool = True
+) -> nn.Sequential:
+    """Conv2d (no bias) + BatchNorm2d (+ ReLU); 'same' padding for odd kernels."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_ch, out_ch, k, stride, padding=dilation * (k // 2), dilation=dilation, bias=False),
+        nn.BatchNorm2d(out_ch),
+    ]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def conv3d_bn(in_ch: int, out_ch: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
+    """3x3x3 Conv3d (no bias) + BatchNorm3d (+ ReLU)."""
+    layers: list[nn.Module] = [
+        nn.Conv3d(in_ch, out_ch, 3, stride, padding=1, bias=False),
+        nn.BatchNorm3d(out_ch),
+    ]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 conv-BN layers with an identity shortcut (same width in and out), optional dilation."""
+
+    def __init__(self, channels: int, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv1 = conv_bn(channels, channels, dilation=dilation)
+        self.conv2 = conv_bn(channels, channels, dilation=dilation, relu=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv2(self.conv1(x)) + x)
+
+
+class InputNorm(nn.Module):
+    """[0, 1] RGB -> ImageNet-normalised input (fixed constants, not saved in the state dict)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(RGB_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Replicate-pad the bottom and right of N x C x H x W so H and W are multiples of `multiple`."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="replicate")
+
+
+def soft_argmin(logits: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Expected disparity index under softmax(logits) along `dim`, computed in fp32 (autocast off)."""
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        prob = torch.softmax(logits.float(), dim=dim)
+        shape = [1] * prob.dim()
+        shape[dim] = prob.shape[dim]
+        values = torch.arange(prob.shape[dim], dtype=prob.dtype, device=prob.device).view(shape)
+        return (prob * values).sum(dim=dim, keepdim=True)
+
+
+class ConvSumBN(nn.Module):
+    """ReLU(BN(sum_i conv_i(x_i))): a 3x3 conv over several inputs without concatenating them.
+
+    Same maths as one conv over `cat(inputs)`, but Torch-Pruning 1.6 can follow it: a concat of features with
+    a computed 1-channel map (e.g. a disparity) gets its channel mapping wrong and blocks pruning.
+    """
+
+    def __init__(self, in_channels: list[int], out_ch: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(c, out_ch, 3, padding=1, bias=False) for c in in_channels)
+        self.bn = nn.BatchNorm2d(out_ch)
+        self.merged: nn.Conv2d | None = None
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """For inference (after the BN was folded): one conv over cat(inputs), faster than thin convs."""
+        weight = torch.cat([c.weight for c in self.convs], dim=1)
+        merged = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1, bias=True)
+        merged.weight.copy_(weight)
+        merged.bias.zero_()
+        for c in self.convs:
+            if c.bias is not None:
+                merged.bias.add_(c.bias)
+        self.merged = merged.to(weight.device, weight.dtype)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if self.merged is not None:
+            return F.relu(self.bn(self.merged(torch.cat(inputs, dim=1))))
+        out = self.convs[0](inputs[0])
+        for conv, x in zip(self.convs[1:], inputs[1:], strict=True):
+            out = out + conv(x)
+        return F.relu(self.bn(out))

@@ -1,0 +1,265 @@
+"""Models on disk: a folder with `config.json` (architecture config + "meta", and "pruned_shapes" for pruned
+models) and `model.safetensors`. Never pickle. Also resolves model specs (`sgbm`, bundled names, paths,
+architecture names) to matchers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from stereo_studio.errors import ModelError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_SHOW = 5  # mismatches named in an error message
+
+
+def models_dir() -> Path:
+    """Folder of bundled models: $STEREO_STUDIO_MODELS, else `<repo>/models`."""
+    env = os.environ.get("STEREO_STUDIO_MODELS")
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parent.parent.parent / "models"
+
+
+def bundled_model_names() -> list[str]:
+    """Names of the bundled model folders that hold both a config and weights."""
+    root = models_dir()
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file() and (p / WEIGHTS_NAME).is_file()
+    )
+
+
+def resolve_model(spec: str | os.PathLike) -> Path | None:
+    """Model folder for a bundled name or a path (folder, its config.json or .safetensors); None if none."""
+    text = str(spec)
+    if "/" not in text and os.sep not in text and not text.endswith((".json", ".safetensors")):
+        folder = models_dir() / text
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path if (path / CONFIG_NAME).is_file() or (path / WEIGHTS_NAME).is_file() else None
+    if path.is_file() and path.suffix in (".json", ".safetensors"):
+        return path.parent
+    return None
+
+
+# ----------------------------------------------------------------------------------------------- saving
+
+
+def pruned_shapes(model: nn.Module) -> dict[str, list[int]]:
+    """{state-dict name: shape} of every tensor whose shape differs from a fresh model of the same config."""
+    from stereo_studio.models.registry import build_model
+
+    fresh = build_model(_arch_config(model.config)).state_dict()
+    return {
+        name: list(t.shape)
+        for name, t in model.state_dict().items()
+        if name not in fresh or tuple(fresh[name].shape) != tuple(t.shape)
+    }
+
+
+def save_model(model: nn.Module, directory: str | os.PathLike, meta: dict[str, Any] | None = None) -> Path:
+    """Write `config.json` (model.config + "meta" [+ "pruned_shapes"]) and `model.safetensors` atomically."""
+    from safetensors.torch import save_file
+
+    if not hasattr(model, "config"):
+        raise ModelError(f"{type(model).__name__} has no .config: only registered architectures can be saved")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = _arch_config(model.config)
+    shapes = pruned_shapes(model)
+    if shapes:
+        config["pruned_shapes"] = shapes
+    config["meta"] = dict(meta if meta is not None else getattr(model, "meta", {}) or {})
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    tmp_weights = directory / f".{WEIGHTS_NAME}.tmp-{os.getpid()}"
+    tmp_config = directory / f".{CONFIG_NAME}.tmp-{os.getpid()}"
+    try:
+        save_file(tensors, str(tmp_weights), metadata={"format": "pt", "arch": str(config["arch"])})
+        tmp_config.write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
+        os.replace(tmp_weights, directory / WEIGHTS_NAME)
+        os.replace(tmp_config, directory / CONFIG_NAME)
+    finally:
+        for tmp in (tmp_weights, tmp_config):
+            tmp.unlink(missing_ok=True)
+    return directory
+
+
+def _arch_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in ("pruned_shapes", "meta")}
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"meta value {value!r} is not JSON-serialisable")
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """Parse a model's config.json, with a clear ModelError when it is missing or malformed."""
+    if not path.is_file():
+        raise ModelError(f"model config not found: {path}")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"bad JSON in {path}: {exc}") from exc
+    if not isinstance(config, dict) or "arch" not in config:
+        raise ModelError(f"{path} is not a model config (no \"arch\" key)")
+    return config
+
+
+def load_model(spec_or_path: str | os.PathLike) -> nn.Module:
+    """Load a bundled model name or a model folder / config.json / .safetensors; returns it in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from stereo_studio.models.registry import build_model
+
+    folder = resolve_model(spec_or_path)
+    if folder is None:
+        names = ", ".join(bundled_model_names()) or "none"
+        raise ModelError(f"no model at '{spec_or_path}' (bundled models: {names})")
+    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    config = read_config(config_path)
+    try:
+        model = build_model(_arch_config(config))
+    except ModelError as exc:
+        raise ModelError(f"{config_path}: {exc}") from exc
+    shapes = config.get("pruned_shapes") or {}
+    if shapes:
+        apply_shapes(model, shapes, config_path)
+    if not weights_path.is_file():
+        raise ModelError(f"model weights not found: {weights_path}")
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"cannot read {weights_path} (corrupt or truncated?): {exc}") from exc
+    check_state_dict(model, tensors, weights_path)
+    model.load_state_dict(tensors, strict=True)
+    model.config = {**_arch_config(config), **({"pruned_shapes": shapes} if shapes else {})}
+    model.meta = dict(config.get("meta") or {})
+    return model.eval()
+
+
+def check_state_dict(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path | str) -> None:
+    """ModelError naming the first missing / unexpected keys and shape mismatches between model and file."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    mismatched = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing ({', '.join(missing[:_SHOW])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:_SHOW])})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatches ({'; '.join(mismatched[:_SHOW])})")
+    if problems:
+        raise ModelError(f"weights in {source} do not fit the '{model.config.get('arch')}' config: "
+                         + ", ".join(problems))
+
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_TCONVS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def apply_shapes(model: nn.Module, shapes: dict[str, list[int]], source: Path | str = "config") -> None:
+    """Re-create pruned widths: replace each module owning a tensor in `shapes` by one of the stored shape."""
+    owners: dict[str, nn.Module] = {}
+    for name in shapes:
+        owner, _, _ = name.rpartition(".")
+        owners[owner] = model.get_submodule(owner) if owner else model
+    for owner_name, module in owners.items():
+        new = _resized(module, owner_name, shapes)
+        if new is None:
+            raise ModelError(f"{source}: cannot re-create pruned shape of '{owner_name}' "
+                             f"({type(module).__name__} is not a supported layer)")
+        parent_name, _, child = owner_name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+
+
+def _resized(module: nn.Module, name: str, shapes: dict[str, list[int]]) -> nn.Module | None:
+    def shape(attr: str) -> list[int] | None:
+        return shapes.get(f"{name}.{attr}") if name else shapes.get(attr)
+
+    bias = getattr(module, "bias", None) is not None
+    if isinstance(module, _CONVS + _TCONVS):
+        w = shape("weight") or list(module.weight.shape)
+        depthwise = module.groups > 1 and module.groups == module.in_channels == module.out_channels
+        transposed = isinstance(module, _TCONVS)
+        if transposed:
+            in_ch = w[0]
+            groups = in_ch if depthwise else module.groups
+            out_ch = w[1] * groups
+        else:
+            out_ch = w[0]
+            groups = out_ch if depthwise else module.groups
+            in_ch = w[1] * groups
+        kwargs = dict(stride=module.stride, padding=module.padding, dilation=module.dilation, groups=groups,
+                      bias=bias, padding_mode=module.padding_mode)
+        if transposed:
+            kwargs["output_padding"] = module.output_padding
+            kwargs.pop("padding_mode")
+        return type(module)(in_ch, out_ch, module.kernel_size, **kwargs)
+    if isinstance(module, _NORMS):
+        s = shape("weight") or shape("running_mean") or [module.num_features]
+        return type(module)(s[0], eps=module.eps, momentum=module.momentum, affine=module.affine,
+                            track_running_stats=module.track_running_stats)
+    if isinstance(module, nn.Linear):
+        w = shape("weight") or list(module.weight.shape)
+        return nn.Linear(w[1], w[0], bias=bias)
+    return None
+
+
+# ----------------------------------------------------------------------------------------------- matchers
+
+
+def load_matcher(spec: str, max_disp: int | None = None, precision: str = "auto"):
+    """A Matcher for `spec`: "sgbm" | bundled name | model path | architecture name (untrained).
+
+    A trained model keeps its own max_disp; a different `max_disp` raises ModelError.
+    """
+    from stereo_studio.models.matchers import NetMatcher, SGBMMatcher
+    from stereo_studio.models.registry import architecture_names, build_model, default_config
+
+    text = str(spec).strip()
+    if text.lower() == "sgbm":
+        return SGBMMatcher(max_disp=max_disp or 64)
+    folder = resolve_model(text)
+    if folder is not None:
+        model = load_model(folder)
+        trained = int(model.config["max_disp"])
+        if max_disp is not None and int(max_disp) != trained:
+            raise ModelError(
+                f"model {text} was trained with max_disp {trained}; --max-disp {max_disp} conflicts"
+            )
+        name = text if folder.parent == models_dir() and folder.name == text else folder.name
+        return NetMatcher(model, name=name, precision=precision)
+    if text in architecture_names():
+        model = build_model(default_config(text, max_disp=max_disp)).eval()
+        return NetMatcher(model, name=f"{text}-untrained", precision=precision)
+    bundled = ", ".join(bundled_model_names()) or "none"
+    raise ModelError(
+        f"unknown model '{spec}': expected sgbm, a bundled model ({bundled}), "
+        f"an architecture ({', '.join(architecture_names())}) or a model folder"
+    )

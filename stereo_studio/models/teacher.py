@@ -1,0 +1,143 @@
+"""Teacher: CoEx / Fast-ACVNet-style stereo net with a group-wise correlation volume and 3D aggregation.
+
+Wider 2D features to 1/4 res, a G-group correlation volume over D4 = max_disp / 4 disparities (rounded up
+to even), laid out N x G x H/4 x W/4 x D4 (disparity last: see cost_volume.py), Conv3d+BN+ReLU aggregation
+with one small 3D hourglass (stride-2 Conv3d, then ConvTranspose3d), a Conv3d to one channel, fp32
+soft-argmin over D4, and RAFT-style convex upsampling x4 with a mask predicted from the left features.
+`forward(..., return_features=True)` returns (disp, {"left_quarter", "logits" (N x D4 x h x w),
+"disp_quarter" (full-res pixels, padded 1/4-res grid)}), the same keys as the student's.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stereo_studio.errors import ModelError
+from stereo_studio.models.cost_volume import groupwise_correlation_volume
+from stereo_studio.models.layers import InputNorm, ResBlock, conv3d_bn, conv_bn, pad_to_multiple, soft_argmin
+from stereo_studio.models.registry import register_architecture
+
+UPSAMPLE = 4  # 1/4 res -> full res
+
+
+class TeacherFeatures(nn.Module):
+    """Shared extractor to 1/4 res: stride-2 stem + residual block, stride-2 stage + residual blocks."""
+
+    def __init__(self, channels: list[int], blocks: int) -> None:
+        super().__init__()
+        c2, c4 = channels
+        self.norm = InputNorm()
+        self.stem = conv_bn(3, c2, stride=2)
+        self.res2 = ResBlock(c2)
+        self.down = conv_bn(c2, c4, stride=2)
+        self.res4 = nn.Sequential(*[ResBlock(c4) for _ in range(blocks)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.res4(self.down(self.res2(self.stem(self.norm(x)))))
+
+
+class Hourglass3d(nn.Module):
+    """One small 3D hourglass: stride-2 Conv3d, a Conv3d, ConvTranspose3d back, skip connection."""
+
+    def __init__(self, channels: int, low_channels: int) -> None:
+        super().__init__()
+        self.down = conv3d_bn(channels, low_channels, stride=2)
+        self.mid = conv3d_bn(low_channels, low_channels)
+        self.up = nn.ConvTranspose3d(low_channels, channels, 3, 2, padding=1, output_padding=1, bias=False)
+        self.up_bn = nn.BatchNorm3d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.up_bn(self.up(self.mid(self.down(x)))) + x)
+
+
+@register_architecture("teacher")
+class TeacherNet(nn.Module):
+    """Teacher (see module docstring). `config` holds every constructor argument."""
+
+    arch_name = "teacher"
+
+    def __init__(
+        self,
+        max_disp: int = 64,
+        feature_channels: list[int] | tuple[int, ...] = (32, 64),
+        feature_blocks: int = 2,
+        gwc_channels: int = 64,
+        groups: int = 8,
+        agg_channels: int = 16,
+        hourglass_channels: int = 32,
+        agg_layers: int = 2,
+        mask_channels: int = 64,
+    ) -> None:
+        super().__init__()
+        if max_disp < 8:
+            raise ModelError(f"max_disp must be at least 8, got {max_disp}")
+        if gwc_channels % groups:
+            raise ModelError(f"gwc_channels {gwc_channels} must be a multiple of groups {groups}")
+        if len(feature_channels) != 2:
+            raise ModelError(f"feature_channels needs 2 widths (1/2, 1/4 res), got {list(feature_channels)}")
+        self.config: dict[str, Any] = {
+            "arch": "teacher",
+            "max_disp": int(max_disp),
+            "feature_channels": [int(c) for c in feature_channels],
+            "feature_blocks": int(feature_blocks),
+            "gwc_channels": int(gwc_channels),
+            "groups": int(groups),
+            "agg_channels": int(agg_channels),
+            "hourglass_channels": int(hourglass_channels),
+            "agg_layers": int(agg_layers),
+            "mask_channels": int(mask_channels),
+        }
+        self.max_disp = int(max_disp)
+        self.groups = int(groups)
+        self.disparities = 2 * math.ceil(max_disp / 8)  # even: the hourglass halves, doubles D4
+        self.multiple = 8
+        c2, c4 = feature_channels
+        self.features = TeacherFeatures([c2, c4], feature_blocks)
+        self.gwc_proj = nn.Conv2d(c4, gwc_channels, 1)
+        layers = [conv3d_bn(groups, agg_channels)]
+        layers += [conv3d_bn(agg_channels, agg_channels) for _ in range(agg_layers - 1)]
+        self.agg = nn.Sequential(*layers)
+        self.hourglass = Hourglass3d(agg_channels, hourglass_channels)
+        self.cost_out = nn.Conv3d(agg_channels, 1, 3, padding=1)
+        self.mask = nn.Sequential(
+            conv_bn(c4, mask_channels), nn.Conv2d(mask_channels, 9 * UPSAMPLE * UPSAMPLE, 1)
+        )
+
+    @classmethod
+    def default_config(cls) -> dict[str, Any]:
+        return cls().config
+
+    def pruning_ignored_layers(self) -> list[nn.Module]:
+        """Keep the grouped-correlation input, the 1-channel cost output and the upsampling mask widths."""
+        return [self.gwc_proj, self.cost_out, self.mask[1]]
+
+    def forward(
+        self, left: torch.Tensor, right: torch.Tensor, return_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        h, w = left.shape[-2:]
+        left_p, right_p = pad_to_multiple(left, self.multiple), pad_to_multiple(right, self.multiple)
+        feat_l = self.features(left_p)
+        feat_r = self.features(right_p)
+        volume = groupwise_correlation_volume(self.gwc_proj(feat_l), self.gwc_proj(feat_r), self.groups,
+                                              self.disparities)
+        cost = self.cost_out(self.hourglass(self.agg(volume)))  # N x 1 x h x w x D4
+        disp4 = soft_argmin(cost, dim=-1).squeeze(-1)  # fp32, 1/4-res pixels
+        disp = convex_upsample(disp4 * UPSAMPLE, self.mask(feat_l).float(), UPSAMPLE)[..., :h, :w]
+        if return_features:
+            logits = cost.squeeze(1).permute(0, 3, 1, 2)  # N x D4 x h x w, like the student's head
+            return disp, {"left_quarter": feat_l, "logits": logits, "disp_quarter": disp4 * UPSAMPLE}
+        return disp
+
+
+def convex_upsample(disp: torch.Tensor, mask: torch.Tensor, factor: int) -> torch.Tensor:
+    """RAFT convex upsampling: each fine pixel is a softmax-weighted mix of its coarse 3x3 neighbourhood."""
+    n, _, h, w = disp.shape
+    mask = torch.softmax(mask.view(n, 1, 9, factor, factor, h, w), dim=2)
+    patches = F.unfold(disp, 3, padding=1).view(n, 1, 9, 1, 1, h, w)
+    up = (mask * patches).sum(dim=2)  # N x 1 x f x f x h x w
+    return up.permute(0, 1, 4, 2, 5, 3).reshape(n, 1, h * factor, w * factor)

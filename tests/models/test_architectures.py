@@ -1,0 +1,87 @@
+"""Both architectures: any input size, any max_disp, gradients reach every parameter, feature outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stereo_studio.errors import ModelError
+from stereo_studio.models.registry import architecture_names, build_model, default_config
+
+ARCHS = ["student", "teacher"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_registered():
+    assert set(ARCHS) <= set(architecture_names())
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize(("size", "max_disp"), [((37, 53), 64), ((24, 40), 32), ((45, 61), 100)])
+def test_output_shape_any_size(arch, size, max_disp):
+    torch.manual_seed(0)
+    model = build_model(default_config(arch, max_disp=max_disp)).eval()
+    assert model.config["max_disp"] == max_disp and model.config["arch"] == arch
+    left, right = torch.rand(2, 3, *size), torch.rand(2, 3, *size)
+    with torch.no_grad():
+        disp = model(left, right)
+    assert disp.shape == (2, 1, *size)
+    assert disp.dtype == torch.float32 and torch.isfinite(disp).all()
+    assert disp.min() >= 0 and disp.max() <= max_disp + 4
+
+
+def test_student_full_size_shape():
+    model = build_model(default_config("student")).eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 240, 320), torch.rand(1, 3, 240, 320)).shape == (1, 1, 240, 320)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_gradients_reach_every_parameter(arch):
+    torch.manual_seed(0)
+    model = build_model(default_config(arch, max_disp=32)).train()
+    disp, feats = model(torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48), return_features=True)
+    (disp.mean() + sum(f.float().mean() for f in feats.values())).backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert dead == []
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_return_features_common_keys(arch):
+    model = build_model(default_config(arch, max_disp=32)).eval()
+    with torch.no_grad():
+        plain = model(torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48))
+        disp, feats = model(torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48), return_features=True)
+    assert isinstance(plain, torch.Tensor) and disp.shape == plain.shape
+    assert {"left_quarter", "logits", "disp_quarter"} <= set(feats)
+    assert feats["logits"].shape[1] == model.disparities
+    assert feats["logits"].shape[-2:] == feats["left_quarter"].shape[-2:] == (8, 12)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_prefers_right_shift(arch):
+    """Untrained nets still see the cost volume: shifting the right view changes the output."""
+    torch.manual_seed(0)
+    model = build_model(default_config(arch, max_disp=32)).eval()
+    left = torch.rand(1, 3, 32, 64)
+    with torch.no_grad():
+        a = model(left, torch.roll(left, -4, dims=-1))
+        b = model(left, torch.roll(left, -12, dims=-1))
+    assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_bad_config_is_model_error(arch):
+    with pytest.raises(ModelError, match="max_disp"):
+        build_model(default_config(arch, max_disp=2))
+    with pytest.raises(ModelError, match="feature_channels"):
+        build_model(default_config(arch, feature_channels=[8]))
+    with pytest.raises(ModelError, match="does not fit"):
+        build_model({**default_config(arch), "no_such_knob": 1})

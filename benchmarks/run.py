@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-SECTIONS = ["foundation", "engine", "live", "models"]  # the known sections, in report order
+SECTIONS = ["foundation", "engine", "live", "gui", "models"]  # the known sections, in report order
 
 
 def all_sections() -> list[str]:

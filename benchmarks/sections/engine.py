@@ -9,13 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import table
+
 SIZE = (240, 320)
 
 
-def _table(head: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _net(name: str) -> tuple[Any, str]:
@@ -86,7 +84,7 @@ def measure(quick: bool) -> str:
     t0 = time.perf_counter()
     channel_importance(student, "l1")
     rows.append(["channel_importance() report, graph cached", f"{(time.perf_counter() - t0) * 1000:.0f}"])
-    out.append("### Interactive costs on the student\n\n" + _table(["operation", "ms"], rows))
+    out.append("### Interactive costs on the student\n\n" + table(["operation", "ms"], rows))
     del graph
 
     # -- pruning results
@@ -116,7 +114,7 @@ def measure(quick: bool) -> str:
             )
     out.append(
         "### Structured pruning (L1, round_to 8, protected head / output)\n\n"
-        + _table(["model", "ratio", "params", "GMAC", "latency ms", "prune s", "estimate MAC error %"], rows)
+        + table(["model", "ratio", "params", "GMAC", "latency ms", "prune s", "estimate MAC error %"], rows)
     )
 
     # -- a measured interactive point
@@ -155,6 +153,6 @@ def measure(quick: bool) -> str:
             )
     out.append(
         "### ONNX export (dynamic H/W, checked at two sizes)\n\n"
-        + _table(["model", "MB", "max abs diff px", "onnxruntime ms", "torch ms", "export+check s"], rows)
+        + table(["model", "MB", "max abs diff px", "onnxruntime ms", "torch ms", "export+check s"], rows)
     )
     return "\n\n".join(out)

@@ -3,39 +3,18 @@ and SGBM (params, MACs, latency fp32 / bf16, peak memory, achieved GFLOP/s, rati
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
+
+from benchmarks.common import num, table, threads
 
 NETS = ("teacher", "student")
 
 
-@contextlib.contextmanager
-def threads(n: int) -> Iterator[None]:
-    """Run a block with `n` torch and OpenCV threads, restoring the previous counts."""
-    import cv2
-    import torch
-
-    before_t, before_cv = torch.get_num_threads(), cv2.getNumThreads()
-    torch.set_num_threads(n)
-    cv2.setNumThreads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before_t)
-        cv2.setNumThreads(before_cv)
 
 
-def _table(head: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
-
-def _num(value: float | None, spec: str = ".1f") -> str:
-    return "n/a" if value is None else format(value, spec)
 
 
 def matmul_peaks(quick: bool) -> tuple[str, dict[str, float]]:
@@ -52,7 +31,7 @@ def matmul_peaks(quick: bool) -> tuple[str, dict[str, float]]:
         peaks[label] = all_threads
         rows.append([label, f"{all_threads:.0f}", f"{one:.0f}"])
     text = (f"### Matmul peak (n = {n}, best of 5)\n\n"
-            + _table(["dtype", f"GFLOP/s, {torch.get_num_threads()} threads", "GFLOP/s, 1 thread"], rows))
+            + table(["dtype", f"GFLOP/s, {torch.get_num_threads()} threads", "GFLOP/s, 1 thread"], rows))
     return text, peaks
 
 
@@ -126,14 +105,14 @@ def model_costs(quick: bool) -> str:
                 results[(name, precision)] = r
                 macs = None if r["macs"] is None else r["macs"] / 1e9
                 frac = r["fraction_of_peak"]
-                rows.append([name, precision, what, f"{r['params']:,}", _num(macs, ".2f"),
-                             _num(r["latency_ms"]), _num(r["p90_ms"]), str(r["runs"]),
-                             _num(r.get("peak_memory_mb")), _num(r["gflops"], ".0f"),
+                rows.append([name, precision, what, f"{r['params']:,}", num(macs, ".2f"),
+                             num(r["latency_ms"]), num(r["p90_ms"]), str(r["runs"]),
+                             num(r.get("peak_memory_mb")), num(r["gflops"], ".0f"),
                              "n/a" if frac is None else f"{100 * frac:.1f} %"])
         parts.append(f"#### {h}x{w}, max disparity {md}")
         head = ["model", "precision", "weights", "params", "GMACs", "median ms", "p90 ms", "runs", "peak MB",
                 "GFLOP/s", "of peak"]
-        parts.append(_table(head, rows))
+        parts.append(table(head, rows))
         parts.append(ratios(results))
     return "\n\n".join(parts)
 
@@ -204,7 +183,7 @@ def cost_volume_forms(quick: bool) -> str:
     return ("### Cost volume: per-disparity loop vs vectorised (unfold)\n\n"
             f"Median of {runs} runs, {torch.get_num_threads()} threads, fp32; `DEFAULT_METHOD` is "
             f"`{cv.DEFAULT_METHOD}`.\n\n"
-            + _table(["volume", "features (C x H x W), disparities", "loop ms", "unfold ms", "loop / unfold"],
+            + table(["volume", "features (C x H x W), disparities", "loop ms", "unfold ms", "loop / unfold"],
                      rows))
 
 

@@ -3,12 +3,12 @@ side-by-side video (two 320x240 views), for SGBM and the student models."""
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from benchmarks.common import table, threads
 
 VIEW = (240, 320)  # (height, width) of one view: the side-by-side frame is 640x240
 VIDEO_FPS = 30.0
@@ -18,21 +18,6 @@ MIN_FRAMES = 8
 SGBM_MAX_DISP = 48
 STAGES = ("grab", "wait", "rectify", "infer", "colormap", "total")
 
-
-@contextlib.contextmanager
-def threads(n: int) -> Iterator[None]:
-    """Run a block with `n` torch and OpenCV threads, restoring the previous counts."""
-    import cv2
-    import torch
-
-    before_t, before_cv = torch.get_num_threads(), cv2.getNumThreads()
-    torch.set_num_threads(n)
-    cv2.setNumThreads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before_t)
-        cv2.setNumThreads(before_cv)
 
 
 def make_sbs_video(path: Path, frames: int, distinct: int) -> Path:
@@ -167,20 +152,16 @@ def measure(quick: bool) -> str:
         "Latency = decoded to colour map ready; here it includes the time a frame waits in the read-ahead "
         f"queue (2 frames). Slow models run fewer frames (a {BUDGET_S:.0f} s budget, at least {MIN_FRAMES}).",
         "",
-        _table(["model", "frames", "FPS", *(f"{s} ms" for s in STAGES), "latency ms", "p95 ms"], rows_tp),
+        table(["model", "frames", "FPS", *(f"{s} ms" for s in STAGES), "latency ms", "p95 ms"], rows_tp),
         "",
         f"### Real time: the video played at {VIDEO_FPS:.0f} FPS like a camera, latest frame wins",
         "",
         "A model slower than the camera drops frames instead of building up latency.",
         "",
-        _table(
+        table(
             ["model", "captured", "processed", "FPS", "dropped %", "latency ms", "p95 ms", "max ms"], rows_rt
         ),
     ]
     return "\n".join(lines) + "\n"
 
 
-def _table(head: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)

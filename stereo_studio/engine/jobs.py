@@ -74,7 +74,7 @@ def run_with_progress(job: Job[T], desc: str = "", quiet: bool = False) -> T:
 
 
 class Ticker:
-    """Helps a job yield at least every `interval` seconds inside tight loops: `if ticker.due(): yield ...`."""
+    """Lets a job yield at least every `interval` seconds in tight loops: `if ticker.due(): yield ...`."""
 
     def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval

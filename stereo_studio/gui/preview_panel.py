@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -458,8 +459,9 @@ class PreviewPanel(QWidget):
         self.left_pane.set_title(f"<b>left image</b><br>{where}", 0.5 if self.live_running() else 0.0)
         self.pair_name.setText(frame.name)
         if self.auto_range.isChecked():
+            lo, hi = frame.levels  # whole pixels: the colour bar stays put while a stream plays
             self.range.blockSignals(True)
-            self.range.setValue(frame.levels)
+            self.range.setValue((float(math.floor(lo)), float(math.ceil(hi))))
             self.range.blockSignals(False)
         levels = self._levels()
         if frame.gt is not None:

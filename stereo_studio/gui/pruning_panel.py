@@ -255,7 +255,7 @@ class PruningPanel(QWidget):
         ll.addWidget(self.table, 1)
         ll.addLayout(plan_row)
         ll.addLayout(actions)
-        left.setMinimumWidth(400)
+        left.setMinimumWidth(440)
         left.setMaximumWidth(520)
 
         self.plot = pg.PlotWidget()
@@ -316,10 +316,8 @@ class PruningPanel(QWidget):
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.tabs, 1)
-        foot = QHBoxLayout()
-        foot.addWidget(self.status, 1)
-        foot.addWidget(key)
-        rl.addLayout(foot)
+        rl.addWidget(key)
+        rl.addWidget(self.status)
 
         layout = QHBoxLayout(self)
         layout.addWidget(left)
@@ -546,7 +544,8 @@ class PruningPanel(QWidget):
         """Measure the current plan (latency + accuracy) in the background; the newest plan wins."""
         if self.target is None:
             return
-        if self._measure_job is not None and self._measure_job.active:
+        busy = [j for j in (self._measure_job, self._ref_job) if j is not None and j.active]
+        if busy:  # one timing at a time: concurrent measurements would slow each other down
             self._measure_pending = True
             return
         self._measure_pending = False
@@ -564,8 +563,14 @@ class PruningPanel(QWidget):
             label,
             on_result=lambda p: self.add_point(p, ratio, plan),
             on_error=lambda t: self.studio.message.emit("error", f"measuring a pruning point: {t}"),
-            on_finished=lambda _r: self.measure_now() if self._measure_pending else None,
+            on_finished=lambda _r: self._measured(),
         )
+
+    def _measured(self) -> None:
+        if self._measure_pending:
+            self.measure_now()
+        else:
+            self._update_references()
 
     # ----- the trade-off plot
     def add_point(self, point: Any, ratio: float | None = None, plan: dict[str, float] | None = None) -> None:
@@ -619,7 +624,8 @@ class PruningPanel(QWidget):
 
     def _update_references(self) -> None:
         """Teacher, unpruned student and SGBM as reference stars (measured once per model)."""
-        if self.target is None or (self._ref_job is not None and self._ref_job.active):
+        busy = [j for j in (self._measure_job, self._ref_job) if j is not None and j.active]
+        if self.target is None or busy:
             return
         wanted = [
             m
@@ -637,6 +643,7 @@ class PruningPanel(QWidget):
             self.studio.size,
             on_progress=self._reference_event,
             on_error=lambda t: self.studio.message.emit("warning", f"reference points: {t}"),
+            on_finished=lambda _r: self.measure_now() if self._measure_pending else None,
         )
 
     def _reference_event(self, event: Any) -> None:

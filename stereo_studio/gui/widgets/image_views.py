@@ -46,6 +46,7 @@ class ImagePane(pg.GraphicsLayoutWidget):
     ) -> None:
         super().__init__(parent)
         self.setMinimumSize(160, 120)
+        self.setAntialiasing(False)  # nearest-pixel images: honest pixels and a cheaper repaint
         self.ci.layout.setContentsMargins(2, 2, 2, 2)
         self._title_time = 0.0
         self._title = self.addLabel(title, row=0, col=0, colspan=2, color=theme.TEXT, size="9pt")
@@ -83,14 +84,14 @@ class ImagePane(pg.GraphicsLayoutWidget):
 
     def set_scalar(self, values: np.ndarray, levels: tuple[float, float]) -> None:
         self._set(values, levels=levels)
-        if self.colorbar is not None:
-            self.colorbar.setLevels(levels)
+        self.set_levels(levels)
 
     def set_levels(self, levels: tuple[float, float]) -> None:
-        if self.colorbar is not None:
-            self.colorbar.setLevels(levels)
-        else:
+        """Colour range; an unchanged range leaves the colour bar (and its cached axis drawing) alone."""
+        if self.colorbar is None:
             self.image.setLevels(levels)
+        elif tuple(self.colorbar.levels()) != tuple(levels):
+            self.colorbar.setLevels(levels)
 
     def set_cmap(self, name: str) -> None:
         if self.colorbar is not None:

@@ -1,0 +1,184 @@
+"""Bundled models: every target of the "bundled models" issue measured in one run, with pass / miss.
+
+Accuracy on held-out synthetic pairs (generator seed 0; training used seed 1) and on the real Middlebury
+pairs in ../shared/data, latency ratios at 240x320, the same-resolution race against SGBM, end-to-end
+live-preview FPS, and the accuracy-vs-latency trade-off plot (written next to BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import num, table, threads
+
+BUNDLED = ("teacher", "student", "student-scratch", "student-pruned")
+REPO = Path(__file__).resolve().parents[2]
+REAL_PAIRS = {
+    "Aloe Q (320x277)": REPO.parent / "shared" / "data" / "middlebury" / "trainingQ" / "Aloe",
+    "Aloe H (641x555)": REPO.parent / "shared" / "data" / "middlebury" / "trainingH" / "Aloe",
+}
+SIZE = (240, 320)
+RACE_SIZE = (500, 741)  # "faster than SGBM at the same resolution", max disparity 64
+PLOT = REPO / "benchmarks" / "tradeoff.png"
+
+
+def _accuracy(matcher: Any, data: str, limit: int | None) -> dict[str, Any]:
+    from stereo_studio.data.datasets import open_dataset
+    from stereo_studio.engine.evaluate import evaluate
+    from stereo_studio.engine.jobs import run_with_progress
+
+    dataset = open_dataset(data, limit=limit, seed=0) if data == "synthetic" else open_dataset(data)
+    return run_with_progress(evaluate(matcher, dataset, limit=limit), quiet=True)
+
+
+def _targets(acc: dict, speed: dict, race: dict, live_fps: float | None) -> list[list[str]]:
+    rows: list[list[str]] = []
+
+    def add(name: str, value: str, ok: bool | None) -> None:
+        rows.append([name, value, "n/a" if ok is None else ("**pass**" if ok else "**miss**")])
+
+    p, t, s = speed.get("student-pruned"), speed.get("teacher"), speed.get("student")
+    if p:
+        fps = 1000.0 / p["latency_ms"]
+        add("student-pruned model-only FPS at 240x320 >= 100", f"{fps:.0f} FPS", fps >= 100)
+    if live_fps is not None:
+        add("end-to-end preview of a 640x240 SBS video >= 30 FPS", f"{live_fps:.1f} FPS", live_fps >= 30)
+    if p and t:
+        mac_ratio = t["macs"] / p["macs"]
+        speed_ratio = t["latency_ms"] / p["latency_ms"]
+        add("teacher / student-pruned MACs >= 10x", f"{mac_ratio:.1f}x", mac_ratio >= 10)
+        add("teacher / student-pruned latency >= 8x", f"{speed_ratio:.1f}x", speed_ratio >= 8)
+    if p and s:
+        sp = s["latency_ms"] / p["latency_ms"]
+        add("student / student-pruned latency >= 1.6x", f"{sp:.2f}x", sp >= 1.6)
+    for data, res in acc.items():
+        st, sc, pr, sg = (res.get(k) for k in ("student", "student-scratch", "student-pruned", "sgbm"))
+        if st and sc:
+            r = st["epe"] / sc["epe"]
+            add(f"distillation pays on {data}: student EPE <= 0.9 x scratch", f"{r:.2f}x", r <= 0.9)
+        if st and pr:
+            r = pr["epe"] / st["epe"]
+            add(f"pruning nearly free on {data}: pruned EPE <= 1.05 x student", f"{r:.2f}x", r <= 1.05)
+        if pr and sg:
+            ok = pr["epe"] < sg["epe"] and pr["bad3"] < sg["bad3"]
+            add(f"student-pruned beats SGBM on {data} (EPE, bad-3)",
+                f"{pr['epe']:.2f} / {pr['bad3']:.1f} % vs {sg['epe']:.2f} / {sg['bad3']:.1f} %", ok)
+    if race.get("student-pruned") and race.get("sgbm"):
+        r = race["sgbm"]["latency_ms"] / race["student-pruned"]["latency_ms"]
+        add(f"student-pruned faster than SGBM at {RACE_SIZE[1]}x{RACE_SIZE[0]}, 64 disp.", f"{r:.2f}x", r > 1)
+    for name, res in speed.items():
+        if res.get("fraction_of_peak") is not None:
+            f = res["fraction_of_peak"]
+            add(f"{name}: achieved GFLOP/s >= 25 % of fp32 matmul peak", f"{100 * f:.0f} %", f >= 0.25)
+    return rows
+
+
+def trade_off_plot(points: dict[str, tuple[float, float]], path: Path) -> Path | None:
+    """Latency (x) vs EPE (y), one labelled point per model, as a PNG (pyqtgraph, offscreen)."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import pyqtgraph as pg
+    import pyqtgraph.exporters
+
+    pg.mkQApp()
+    pg.setConfigOptions(antialias=True, background="w", foreground="k")
+    plot = pg.PlotWidget()
+    plot.resize(760, 480)
+    plot.setLabel("bottom", "latency at 240x320, 2 threads (ms, log)")
+    plot.setLabel("left", "EPE on held-out synthetic pairs (px)")
+    plot.setLogMode(x=True, y=False)
+    plot.showGrid(x=True, y=True, alpha=0.3)
+    colours = {"teacher": "#d62728", "student": "#1f77b4", "student-scratch": "#7f7f7f",
+               "student-pruned": "#2ca02c", "sgbm": "#ff7f0e"}
+    import math
+
+    for name, (ms, epe) in points.items():
+        brush = pg.mkBrush(colours.get(name, "#9467bd"))
+        plot.addItem(pg.ScatterPlotItem([math.log10(ms)], [epe], size=14, brush=brush, pen=pg.mkPen("k")))
+        label = pg.TextItem(name, color="k", anchor=(0, 1.2))
+        label.setPos(math.log10(ms), epe)
+        plot.addItem(label)
+    plot.setTitle("Accuracy vs latency (lower-left is better)")
+    exporter = pg.exporters.ImageExporter(plot.getPlotItem())
+    exporter.parameters()["width"] = 1000
+    exporter.export(str(path))
+    return path
+
+
+def measure(quick: bool) -> str:
+    from stereo_studio.engine.bench import bench_model
+    from stereo_studio.models.storage import load_matcher, resolve_model
+
+    present = [n for n in BUNDLED if resolve_model(n) is not None]
+    missing = [n for n in BUNDLED if n not in present]
+    out: list[str] = []
+    if missing:
+        out.append(f"Not yet trained / shipped: {', '.join(missing)} (their targets are not measured).")
+    if not present:
+        return "\n\n".join(out)
+    matchers = {n: load_matcher(n) for n in present}
+    max_disp = max(m.max_disp for m in matchers.values())
+    matchers["sgbm"] = load_matcher("sgbm", max_disp=max_disp)
+    runs = 5 if quick else 30
+    limit = 2 if quick else 20
+
+    with threads(2):
+        speed = {n: bench_model(m, SIZE, runs=runs, memory=False) for n, m in matchers.items()}
+        race_names = ["student-pruned" if "student-pruned" in present else present[-1], "sgbm"]
+        race = {n: bench_model(matchers[n], RACE_SIZE, runs=max(3, runs // 3), memory=False)
+                for n in race_names}
+        acc: dict[str, dict[str, Any]] = {"held-out synthetic": {}}
+        for n, m in matchers.items():
+            acc["held-out synthetic"][n] = _accuracy(m, "synthetic", limit)
+        for label, folder in REAL_PAIRS.items():
+            if folder.exists() and not (quick and "H" in label):
+                acc[label] = {}
+                for n, m in matchers.items():
+                    sgbm_for_pair = load_matcher("sgbm") if n == "sgbm" else m  # SGBM: the pair's ndisp
+                    acc[label][n] = _accuracy(sgbm_for_pair, str(folder), None)
+        live_fps = None
+        fastest = "student-pruned" if "student-pruned" in present else None
+        if fastest and not quick:
+            import tempfile
+
+            from benchmarks.sections.live import make_sbs_video, run_pipeline
+
+            with tempfile.TemporaryDirectory() as tmp:
+                video = make_sbs_video(Path(tmp) / "sbs.avi", frames=150, distinct=10)
+                live_fps = float(run_pipeline(video, matchers[fastest], realtime=False, frames=None)["fps"])
+
+    rows = []
+    for n, r in speed.items():
+        rows.append([n, f"{r['params']:,}", num(r["macs"] and r["macs"] / 1e9, ".3f"), num(r["latency_ms"]),
+                     num(r["p90_ms"]), num(1000 / r["latency_ms"], ".0f"),
+                     num(r["latency_ms"] / speed["sgbm"]["latency_ms"], ".2f"),
+                     num(r.get("fraction_of_peak") and 100 * r["fraction_of_peak"], ".0f")])
+    out.append(f"### Cost at {SIZE[0]}x{SIZE[1]} (max disparity {max_disp}, fp32, 2 threads, "
+               f"{runs} warm runs)\n\n"
+               + table(["model", "params", "GMAC", "median ms", "p90 ms", "FPS", "latency / SGBM",
+                        "% of fp32 peak"], rows))
+    race_rows = [[n, num(r["latency_ms"]), num(r["p90_ms"])] for n, r in race.items()]
+    out.append(f"### Same-resolution race at {RACE_SIZE[0]}x{RACE_SIZE[1]}\n\n"
+               + table(["model", "median ms", "p90 ms"], race_rows))
+    for data, res in acc.items():
+        out.append(f"### Accuracy on {data}\n\n" + table(
+            ["model", "EPE px", "bad-1 %", "bad-2 %", "bad-3 %", "D1 %", "pairs", "ms / pair"],
+            [[n, num(r["epe"], ".3f"), num(r["bad1"]), num(r["bad2"]), num(r["bad3"]), num(r["d1"]),
+              r["pairs"], num(r["ms_per_pair"])] for n, r in res.items()]))
+    sgbm_params = matchers["sgbm"].params() if hasattr(matchers["sgbm"], "params") else {}
+    out.append(f"SGBM parameters: {sgbm_params}; on the real pairs it searches the pair's `ndisp`.")
+    if live_fps is not None:
+        out.append("End-to-end live preview (decode a 640x240 side-by-side MJPG video, split, rectify, infer "
+                   f"with `{fastest}`, colour-map), every frame in order: **{live_fps:.1f} FPS**.")
+    verdicts = _targets(acc, speed, race, live_fps)
+    out.append("### Targets\n\n" + table(["target", "measured", "verdict"], verdicts))
+    synth = acc["held-out synthetic"]
+    points = {n: (speed[n]["latency_ms"], synth[n]["epe"]) for n in speed if n in synth}
+    try:
+        trade_off_plot(points, PLOT)
+        out.append(f"![accuracy vs latency]({PLOT.relative_to(REPO).as_posix()})")
+    except Exception as exc:  # the plot is a convenience; the tables above carry the numbers
+        out.append(f"(trade-off plot not drawn: {exc})")
+    return "\n\n".join(out)

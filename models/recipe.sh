@@ -14,7 +14,8 @@ common=(--batch-size 4 --crop 192x320 --lr 1e-3 --val-interval 250 --val-pairs 8
 # 4000 procedural pairs, generator seed 1 (evaluation uses seed 0: held out by construction).
 want data && $ss generate --out runs/synth-train --pairs 4000 --size 256x512 --seed 1
 # Teacher: supervised on ground truth.
-want teacher && $ss train --arch teacher --data runs/synth-train --steps 800 --threads 2 "${common[@]}" --out runs/teacher
+want teacher && $ss train --arch teacher --data runs/synth-train --steps 800 --batch-size 4 --crop 192x320 --lr 1e-3 \
+    --val-interval 200 --val-pairs 8 --ckpt-interval 100 --threads 2 --max-disp 64 --seed 0 --out runs/teacher
 # Student baseline from scratch, ground truth only; same step budget as the distilled student.
 want scratch && $ss train --arch student --data runs/synth-train --steps 1500 --threads 1 "${common[@]}" --out runs/student-scratch
 # Distilled student: teacher-output L1 plus ground truth.

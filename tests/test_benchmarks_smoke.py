@@ -34,7 +34,7 @@ def test_quick_foundation_run_writes_the_report(tmp_path):
 
 def test_section_list_starts_with_the_known_sections():
     names = run.all_sections()
-    assert names[:4] == ["foundation", "engine", "live", "models"]
+    assert names[:5] == ["foundation", "engine", "live", "gui", "models"]
     assert "__init__" not in names and len(names) == len(set(names))
 
 

@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        if "gui" in parser._subparsers._group_actions[0].choices:  # the window exists: open it
-            args = parser.parse_args(["gui", *(argv or [])])
+        if importlib.util.find_spec("stereo_studio.cli.gui_cmd") is not None:  # the window exists: open it
+            args = parser.parse_args(["gui"])
         else:
             parser.print_help()
             return 0

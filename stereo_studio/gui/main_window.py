@@ -31,7 +31,17 @@ from stereo_studio.gui.widgets.message_bar import MessageBar
 
 PANELS = ("preview", "models", "importance", "distill", "pruning", "jobs")
 DEFAULT_MODELS = (("teacher", "teacher"), ("student", "student"), ("sgbm", "sgbm"))
+BUNDLED_EXTRAS = (("student-pruned", "pruned"),)  # opened by default too, when bundled
 OPEN_DATA = "Open dataset folder…"
+
+
+def default_models() -> list[tuple[str, str]]:
+    """(spec, role) of what a new session opens: teacher, student, the bundled pruned student, SGBM."""
+    from stereo_studio.models.storage import bundled_model_names
+
+    bundled = set(bundled_model_names())
+    extras = [m for m in BUNDLED_EXTRAS if m[0] in bundled]
+    return [*DEFAULT_MODELS[:2], *extras, *DEFAULT_MODELS[2:]]
 
 
 class MainWindow(QMainWindow):
@@ -51,7 +61,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("Stereo Studio")
         self.studio = Studio(settings or Settings(), self)
-        self._models = list(models) if models is not None else list(DEFAULT_MODELS)
+        self._models = list(models) if models is not None else default_models()
         if size is not None:
             self.studio.size = (int(size[0]), int(size[1]))
         self.studio.stats_enabled = False  # measurements wait for the first disparity (fast start)

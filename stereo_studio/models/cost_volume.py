@@ -46,14 +46,17 @@ def _windows(right: torch.Tensor, disparities: int) -> torch.Tensor:
 def correlation_volume(
     left: torch.Tensor, right: torch.Tensor, disparities: int, normalize: bool = True, method: str = "auto"
 ) -> torch.Tensor:
-    """N x D x H x W correlation (mean over channels); cosine similarity when `normalize`."""
+    """N x D x H x W correlation: cosine similarity in [-1, 1] when `normalize` (sum over unit-length
+    features), else the mean product over channels. (A mean of cosine terms would shrink the volume by the
+    channel count and leave it too weak for the aggregation to learn from: measured, training stalled.)"""
     method = _check(left, right, 1, method)
     if normalize:
         left, right = F.normalize(left, dim=1), F.normalize(right, dim=1)
+    reduce = torch.sum if normalize else torch.mean
     if method == "loop":
-        slices = [_shift_product(left, right, d).mean(1, keepdim=True) for d in range(disparities)]
+        slices = [reduce(_shift_product(left, right, d), 1, keepdim=True) for d in range(disparities)]
         return torch.cat(slices, dim=1)
-    return (left.unsqueeze(-1) * _windows(right, disparities)).mean(1).permute(0, 3, 1, 2).contiguous()
+    return reduce(left.unsqueeze(-1) * _windows(right, disparities), 1).permute(0, 3, 1, 2).contiguous()
 
 
 def groupwise_correlation_volume(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "stereo_studio", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=None if env is None else {**os.environ, **env})
 
 
 def one_json(proc: subprocess.CompletedProcess) -> dict:
@@ -54,12 +55,14 @@ def test_eval_readable_table_and_saved_model(tmp_path, capsys):
     assert "max_disp 32" in capsys.readouterr().err
 
 
-def test_bench_sgbm_and_architecture_json():
+def test_bench_sgbm_and_architecture_json(tmp_path):
     out = one_json(cli("bench", "--model", "sgbm", "--size", "64x160", "--runs", "2", "--json"))
     assert out["params"] == 0 and out["macs"] is None and out["latency_ms"] > 0
     assert out["size"] == [64, 160] and out["max_disp"] == 64
+    # no bundled models here, so `student` names the (untrained) architecture, built at --max-disp 32
     out = one_json(cli("bench", "--model", "student", "--size", "48x64", "--max-disp", "32", "--runs", "1",
-                       "--warmup", "0", "--precision", "fp32", "--no-memory", "--json"))
+                       "--warmup", "0", "--precision", "fp32", "--no-memory", "--json",
+                       env={"STEREO_STUDIO_MODELS": str(tmp_path / "none")}))
     assert out["params"] > 1000 and out["macs"] > 1e6 and out["latency_ms"] > 0
     assert out["max_disp"] == 32 and out["fraction_of_peak"] > 0
 

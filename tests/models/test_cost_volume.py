@@ -33,10 +33,10 @@ def test_cosine_correlation_matches_definition(method):
     torch.manual_seed(1)
     left, right = torch.randn(1, 6, 4, 9), torch.randn(1, 6, 4, 9)
     got = correlation_volume(left, right, 5, method=method)
-    expected = _naive(F.normalize(left, dim=1), F.normalize(right, dim=1), 1, 5)[:, 0].permute(0, 3, 1, 2)
+    mean_product = _naive(F.normalize(left, dim=1), F.normalize(right, dim=1), 1, 5)[:, 0].permute(0, 3, 1, 2)
     assert got.shape == (1, 5, 4, 9)
-    torch.testing.assert_close(got, expected)
-    assert got.abs().max() <= 1 / 6 + 1e-6  # mean of a cosine over 6 channels
+    torch.testing.assert_close(got, 6 * mean_product)  # the sum over unit vectors: a true cosine
+    assert got.abs().max() <= 1 + 1e-6
 
 
 def test_peak_at_true_shift():
@@ -45,6 +45,7 @@ def test_peak_at_true_shift():
     left = torch.roll(right, 3, dims=-1)  # left(x) = right(x - 3): disparity 3
     cost = correlation_volume(left, right, 8)
     assert (cost[..., 8:].argmax(dim=1) == 3).all()
+    torch.testing.assert_close(cost[:, 3, :, 8:], torch.ones(1, 6, 32))  # identical features: cosine 1
 
 
 def test_disparities_wider_than_image_and_bad_groups():

@@ -126,5 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _exit_skipping_qt_teardown(code: int) -> None:
+    """End the process. After the GUI sections ran, PySide6 objects destroyed in arbitrary order during
+    interpreter finalisation aborted the full run (exit 134, "none_dealloc") once the report was written;
+    skipping finalisation when a QApplication exists avoids that. Output is flushed first."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    qt = sys.modules.get("PySide6.QtWidgets")
+    if qt is not None and qt.QApplication.instance() is not None:
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit_skipping_qt_teardown(main())

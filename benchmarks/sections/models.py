@@ -74,7 +74,7 @@ def _targets(acc: dict, speed: dict, race: dict, live_fps: float | None) -> list
     return rows
 
 
-def trade_off_plot(points: dict[str, tuple[float, float]], path: Path) -> Path | None:
+def trade_off_plot(points: dict[str, tuple[float, float]], path: Path) -> Path:
     """Latency (x) vs EPE (y), one labelled point per model, as a PNG (pyqtgraph, offscreen)."""
     import os
 
@@ -82,28 +82,36 @@ def trade_off_plot(points: dict[str, tuple[float, float]], path: Path) -> Path |
     import pyqtgraph as pg
     import pyqtgraph.exporters
 
-    pg.mkQApp()
+    app = pg.mkQApp()
     pg.setConfigOptions(antialias=True, background="w", foreground="k")
     plot = pg.PlotWidget()
-    plot.resize(760, 480)
-    plot.setLabel("bottom", "latency at 240x320, 2 threads (ms, log)")
-    plot.setLabel("left", "EPE on held-out synthetic pairs (px)")
-    plot.setLogMode(x=True, y=False)
+    plot.resize(900, 560)
+    font = pg.QtGui.QFont()
+    font.setPointSize(11)
+    for side in ("bottom", "left"):
+        plot.getAxis(side).setTickFont(font)
+    plot.setLabel("bottom", "latency at 240x320, fp32, 2 threads (ms)")
+    plot.setLabel("left", "EPE, held-out synthetic pairs (px)")
+    plot.setTitle("Accuracy vs latency: lower left is better")
     plot.showGrid(x=True, y=True, alpha=0.3)
     colours = {"teacher": "#d62728", "student": "#1f77b4", "student-scratch": "#7f7f7f",
                "student-pruned": "#2ca02c", "sgbm": "#ff7f0e"}
-    import math
-
     for name, (ms, epe) in points.items():
         brush = pg.mkBrush(colours.get(name, "#9467bd"))
-        plot.addItem(pg.ScatterPlotItem([math.log10(ms)], [epe], size=14, brush=brush, pen=pg.mkPen("k")))
-        label = pg.TextItem(name, color="k", anchor=(0, 1.2))
-        label.setPos(math.log10(ms), epe)
+        plot.addItem(pg.ScatterPlotItem([ms], [epe], size=14, brush=brush, pen=pg.mkPen("k")))
+        label = pg.TextItem(f"{name}  ({ms:.0f} ms, {epe:.2f} px)", color="k", anchor=(0, 1.1))
+        label.setFont(font)
+        label.setPos(ms, epe)
         plot.addItem(label)
-    plot.setTitle("Accuracy vs latency (lower-left is better)")
-    exporter = pg.exporters.ImageExporter(plot.getPlotItem())
-    exporter.parameters()["width"] = 1000
-    exporter.export(str(path))
+    xs, ys = [p[0] for p in points.values()], [p[1] for p in points.values()]
+    plot.setXRange(0, max(xs) * 1.65, padding=0)
+    plot.setYRange(min(ys) - 0.15 * (max(ys) - min(ys) + 0.1), max(ys) + 0.25 * (max(ys) - min(ys) + 0.1),
+                   padding=0)
+    app.processEvents()
+    pg.exporters.ImageExporter(plot.getPlotItem()).export(str(path))
+    plot.close()
+    plot.deleteLater()
+    app.processEvents()
     return path
 
 

@@ -138,7 +138,12 @@ def run(args: argparse.Namespace) -> int:
         recorder = DisparityRecorder(args.record, fps=src.fps or 30.0) if args.record else None
         try:
             job = pipeline.run(max_frames=args.frames)
-            last = _run_headless(job, recorder) if args.headless else _run_window(job, recorder, src.name)
+            if args.headless:
+                last = _run_headless(job, recorder)
+            else:  # Qt only on this path: the engine and the headless run never import it
+                from stereo_studio.gui.simple_preview import run_preview_window
+
+                last = run_preview_window(job, recorder, src.name)
         finally:
             if recorder is not None:
                 recorder.close()
@@ -182,61 +187,6 @@ def _run_headless(job, recorder) -> Any:
         finally:
             job.close()
     return last
-
-
-def _run_window(job, recorder, title: str) -> Any:
-    """A minimal window (a QLabel showing the left view and every disparity map); Qt is imported only here.
-    Closing the window cancels the job. Returns the last FrameResult."""
-    from PySide6.QtCore import QEventLoop, Qt, QTimer
-    from PySide6.QtGui import QImage, QPixmap
-    from PySide6.QtWidgets import QApplication, QLabel
-
-    from stereo_studio.live.recording import mosaic
-
-    _app = QApplication.instance() or QApplication([])  # kept alive while the window runs
-    loop = QEventLoop()
-
-    class Window(QLabel):
-        def closeEvent(self, event) -> None:
-            loop.quit()
-            super().closeEvent(event)
-
-    label = Window()
-    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    label.setWindowTitle(f"Stereo Studio preview: {title}")
-    state: dict[str, Any] = {"last": None}
-
-    def step() -> None:
-        try:
-            event = next(job)
-        except StopIteration:
-            timer.stop()
-            label.close()
-            return
-        if event.kind != "frame":
-            return
-        result = state["last"] = event.payload
-        if recorder is not None:
-            recorder.write_result(result)
-        rgb = mosaic(result)
-        image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888)
-        label.setPixmap(QPixmap.fromImage(image.copy()))
-        label.setWindowTitle(
-            f"Stereo Studio preview: {title}  {result.fps:.1f} FPS  {result.latency_ms:.0f} ms latency"
-        )
-
-    timer = QTimer()
-    timer.timeout.connect(step)
-    label.resize(960, 320)
-    label.show()
-    timer.start(0)
-    try:
-        loop.exec()  # ends when the window closes: at the end of the stream or by the user
-    finally:
-        timer.stop()
-        job.close()
-        label.deleteLater()
-    return state["last"]
 
 
 def _print_summary(out: dict[str, Any]) -> None:

@@ -35,10 +35,11 @@ def _as_2d(x: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _prepare(pred: Any, gt: Any, valid: Any | None) -> tuple[np.ndarray, np.ndarray]:
-    """Return (abs errors at valid pixels, gt at valid pixels) as float64 1-D arrays."""
-    p = _as_2d(pred, "prediction").astype(np.float64, copy=False)
-    g = _as_2d(gt, "ground truth").astype(np.float64, copy=False)
+def _aligned(pred: Any, gt: Any, valid: Any | None, dtype: type) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(prediction with non-finite values as 0, ground truth, mask of valid finite ground truth), checked
+    to be the same size. Without a mask, valid means finite and > 0."""
+    p = _as_2d(pred, "prediction").astype(dtype, copy=False)
+    g = _as_2d(gt, "ground truth").astype(dtype, copy=False)
     if p.shape != g.shape:
         raise ValueError(f"prediction {p.shape} and ground truth {g.shape} differ in size")
     if valid is None:
@@ -49,10 +50,14 @@ def _prepare(pred: Any, gt: Any, valid: Any | None) -> tuple[np.ndarray, np.ndar
         if v.shape != g.shape:
             raise ValueError(f"valid mask {v.shape} and ground truth {g.shape} differ in size")
         v = v & np.isfinite(g)
+    return np.where(np.isfinite(p), p, 0).astype(dtype, copy=False), g, v
+
+
+def _prepare(pred: Any, gt: Any, valid: Any | None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (abs errors at valid pixels, gt at valid pixels) as float64 1-D arrays."""
+    p, g, v = _aligned(pred, gt, valid, np.float64)
     gv = g[v]
-    pv = p[v]
-    pv = np.where(np.isfinite(pv), pv, 0.0)
-    return np.abs(pv - gv), gv
+    return np.abs(p[v] - gv), gv
 
 
 def _counts(err: np.ndarray, gv: np.ndarray) -> dict[str, float]:
@@ -85,16 +90,7 @@ def disparity_metrics(pred: Any, gt: Any, valid: Any | None = None) -> dict[str,
 
 def error_map(pred: Any, gt: Any, valid: Any | None = None) -> np.ndarray:
     """Absolute disparity error, float32 H x W, NaN where the ground truth is invalid (for previews)."""
-    p = _as_2d(pred, "prediction").astype(np.float32, copy=False)
-    g = _as_2d(gt, "ground truth").astype(np.float32, copy=False)
-    if p.shape != g.shape:
-        raise ValueError(f"prediction {p.shape} and ground truth {g.shape} differ in size")
-    if valid is None:
-        with np.errstate(invalid="ignore"):
-            v = np.isfinite(g) & (g > 0)
-    else:
-        v = _as_2d(valid, "valid mask").astype(bool, copy=False) & np.isfinite(g)
-    p = np.where(np.isfinite(p), p, 0.0).astype(np.float32)
+    p, g, v = _aligned(pred, gt, valid, np.float32)
     out = np.full(g.shape, np.nan, dtype=np.float32)
     out[v] = np.abs(p[v] - g[v])
     return out

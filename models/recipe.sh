@@ -23,6 +23,8 @@ want student && $ss distill --teacher runs/teacher/model --arch student --data r
     --w-teacher 1 --w-gt 1 --threads 1 "${common[@]}" --out runs/student
 # Prune the distilled student at 0.5 (L1 criterion, widths multiple of 8), then fine-tune it with distillation.
 if want pruned; then
+    # the sweep that chose the ratio (see models/README.md)
+    $ss sweep --model runs/student/model --ratios 0,0.25,0.5,0.625,0.75 --data synthetic --json > runs/sweep-student.jsonl
     $ss prune --model runs/student/model --ratio 0.5 --criterion l1 --out runs/student-pruned-raw
     $ss distill --teacher runs/teacher/model --init-from runs/student-pruned-raw --data runs/synth-train --steps 600 \
         --w-teacher 1 --w-gt 1 --threads 2 --lr 5e-4 --batch-size 4 --crop 192x320 --val-interval 200 --val-pairs 8 \

@@ -8,8 +8,11 @@ blocks run there). Plain functions run the same way (`start_call`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Generator
@@ -24,7 +27,20 @@ from stereo_studio.errors import JobCancelled, StereoStudioError
 log = logging.getLogger("stereo_studio.gui")
 
 
+WORKER_NICENESS = 10  # worker threads yield the CPU to the GUI thread (2 cores are easily saturated)
+
+
+def _lower_thread_priority() -> None:
+    """Give this worker thread a lower OS scheduling priority than the GUI thread (Linux: per-thread nice;
+    elsewhere nothing happens). Pool threads keep it, so every job runs below the event loop."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: keep the default
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < WORKER_NICENESS:
+            os.setpriority(os.PRIO_PROCESS, tid, WORKER_NICENESS)
+
+
 def _drive(factory: Callable[..., Any], args: tuple, kwargs: dict) -> Generator[Any, None, Any]:
+    _lower_thread_priority()
     job = factory(*args, **kwargs)
     if not isinstance(job, Generator):  # a plain function: its return value is the result
         return job

@@ -217,6 +217,12 @@ def pareto_front(points: Sequence[SweepPoint]) -> list[SweepPoint]:
 # ---- the sweep job ---------------------------------------------------------------------------------------
 
 
+
+def _point_event(point: SweepPoint, done: int, total: int, message: str) -> Progress:
+    """The `kind="point"` event that carries one measured point (the GUI plots its payload)."""
+    return Progress(done, total, message, kind="point",
+                    metrics={"latency_ms": point.latency_ms, "epe": point.epe}, payload=point)
+
 def sweep(
     model_spec: str | nn.Module,
     ratios: Sequence[float],
@@ -261,14 +267,7 @@ def sweep(
         point = yield from relay(_measure(pruned, ratio, samples, size, label, False, t0), done, total)
         points.append(point)
         done += 1
-        yield Progress(
-            done,
-            total,
-            f"{label}: {point.latency_ms:.1f} ms, EPE {point.epe:.2f}",
-            kind="point",
-            metrics={"latency_ms": point.latency_ms, "epe": point.epe},
-            payload=point,
-        )
+        yield _point_event(point, done, total, f"{label}: {point.latency_ms:.1f} ms, EPE {point.epe:.2f}")
         if finetune_steps > 0:
             t0 = time.perf_counter()
             tuned = yield from relay(
@@ -277,14 +276,7 @@ def sweep(
             point = yield from relay(_measure(tuned, ratio, samples, size, label, True, t0), done, total)
             points.append(point)
             done += 1
-            yield Progress(
-                done,
-                total,
-                f"{label} fine-tuned: EPE {point.epe:.2f}",
-                kind="point",
-                metrics={"latency_ms": point.latency_ms, "epe": point.epe},
-                payload=point,
-            )
+            yield _point_event(point, done, total, f"{label} fine-tuned: EPE {point.epe:.2f}")
     pareto_front(points)
     yield Progress(total, total, "done", kind="done")
     return points

@@ -1,8 +1,9 @@
-"""Write `models/<name>/card.md` for every bundled model: `python -m benchmarks.model_cards`.
+"""Write `stereo_studio/models/bundled/<name>/card.md` for every bundled model:
+`python -m benchmarks.model_cards`.
 
 Every number on a card comes from the project's own CLI (`stereo-studio eval ... --json` and
 `stereo-studio bench ... --json`, run as subprocesses), so the same commands reproduce the card exactly.
-The training recipe comes from `models/<name>/training.json` (the run's config and summary, copied when
+The training recipe comes from `<that folder>/training.json` (the run's config and summary, copied when
 the model was shipped) and the commands in `models/README.md`.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-MODELS = REPO / "models"
+MODELS = REPO / "stereo_studio" / "models" / "bundled"  # package data (see pyproject.toml)
 SHARED = REPO.parent / "shared" / "data" / "middlebury"
 REAL_SETS = ("trainingQ/Aloe", "trainingH/Aloe")
 LIMITS = {

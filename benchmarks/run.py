@@ -20,6 +20,8 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+import stereo_studio  # noqa: F401  first, before torch loads: applies this machine's measured OpenMP wait policy
+
 SECTIONS = ["foundation", "engine", "live", "gui", "models"]  # the known sections, in report order
 
 
@@ -69,6 +71,8 @@ def machine_info() -> str:
         f"load average at start: {load} (the machine is shared, so timings carry noise)",
         f"- Python {platform.python_version()}, torch {torch.__version__}, OpenCV {cv2.__version__}, "
         f"{platform.system()} {platform.release()}",
+        f"- OpenMP wait policy of this process: {os.environ.get('OMP_WAIT_POLICY', 'default')} "
+        "(from the runtime cache unless set in the environment; see the runtime section)",
     ])
 
 

@@ -13,9 +13,19 @@ common=(--batch-size 4 --crop 192x320 --lr 1e-3 --val-interval 250 --val-pairs 8
 
 # 4000 procedural pairs, generator seed 1 (evaluation uses seed 0: held out by construction).
 want data && $ss generate --out runs/synth-train --pairs 4000 --size 256x512 --seed 1
-# Teacher: supervised on ground truth.
-want teacher && $ss train --arch teacher --data runs/synth-train --steps 800 --batch-size 4 --crop 192x320 --lr 1e-3 \
-    --val-interval 200 --val-pairs 8 --ckpt-interval 100 --threads 2 --max-disp 64 --seed 0 --out runs/teacher
+# Teacher (v2): supervised on ground truth, hours not minutes. The run folder lives in the repository
+# (models/checkpoints/teacher: config, metrics, latest checkpoint with optimiser, schedule and RNG) so that a
+# later work session on another machine continues it exactly with the same command (it resumes when a
+# checkpoint is there). Aloe Q is watched as a validation curve only (the final step is shipped, never a
+# checkpoint picked by it).
+resume_flag() { [[ -f "$1/checkpoints/last.pt" ]] && echo --resume || true; }
+if want teacher; then
+    [[ -d runs/synth-train ]] || $ss generate --out runs/synth-train --pairs 4000 --size 256x512 --seed 1
+    OMP_WAIT_POLICY=${TRAIN_OMP_WAIT_POLICY:-PASSIVE} $ss train --arch teacher --data runs/synth-train \
+        --val-data ../shared/data/middlebury/trainingQ/Aloe --val-pairs 1 --val-interval 500 --steps 12000 \
+        --batch-size 6 --crop 160x288 --lr 1e-3 --ckpt-interval 100 --threads 2 --precision fp32 --max-disp 64 \
+        --seed 0 --out models/checkpoints/teacher $(resume_flag models/checkpoints/teacher)
+fi
 # Student baseline from scratch, ground truth only; same step budget as the distilled student.
 want scratch && $ss train --arch student --data runs/synth-train --steps 1500 --threads 1 "${common[@]}" --out runs/student-scratch
 # Distilled student: teacher-output L1 plus ground truth.
@@ -30,12 +40,14 @@ if want pruned; then
         --w-teacher 1 --w-gt 1 --threads 2 --lr 5e-4 --batch-size 4 --crop 192x320 --val-interval 200 --val-pairs 8 \
         --ckpt-interval 100 --seed 0 --out runs/student-pruned
 fi
-# Ship: model folders (config.json + model.safetensors) plus the run's config and summary as training.json.
+# Ship: model folders (config.json + model.safetensors) plus the run's config and summary as training.json,
+# into the package (stereo_studio/models/bundled/<name>/).
 if want ship; then
     for name in teacher student-scratch student student-pruned; do
-        mkdir -p "models/$name"
-        cp "runs/$name/model/config.json" "runs/$name/model/model.safetensors" "models/$name/"
-        .venv/bin/python -c "import json,sys; r='runs/$name'; json.dump({'config': json.load(open(r+'/config.json')), 'summary': json.load(open(r+'/summary.json'))}, open('models/$name/training.json','w'), indent=1)"
+        dest="stereo_studio/models/bundled/$name"  # package data: the wheel carries the bundled models
+        mkdir -p "$dest"
+        cp "runs/$name/model/config.json" "runs/$name/model/model.safetensors" "$dest/"
+        .venv/bin/python -c "import json,sys; r='runs/$name'; json.dump({'config': json.load(open(r+'/config.json')), 'summary': json.load(open(r+'/summary.json'))}, open('$dest/training.json','w'), indent=1)"
     done
 fi
 want cards && .venv/bin/python -m benchmarks.model_cards

@@ -2,8 +2,10 @@
 
 __version__ = "0.1.0"
 
-import os as _os
+from stereo_studio import runtime as _runtime
 
-# On a small shared CPU, OpenMP threads that spin while waiting steal the cores other work needs (measured:
-# a training step cost 4x the CPU time). Passive waiting is the better default here; users can override it.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP reads OMP_WAIT_POLICY once, when torch loads it: take this machine's measured choice from the runtime
+# cache now, if there is one (a value already in the environment wins). No unconditional default: PASSIVE made
+# inference 2.5x slower on one machine. The CLI measures on first use (`runtime.prepare_process`), and
+# gives training commands PASSIVE.
+_runtime.apply_cached_wait_policy()

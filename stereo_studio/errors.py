@@ -16,6 +16,3 @@ class ModelError(StereoStudioError):
 class SourceError(StereoStudioError):
     """A camera or video source could not be opened or failed mid-stream."""
 
-
-class JobCancelled(StereoStudioError):
-    """A long job was cancelled by the user."""

@@ -34,6 +34,25 @@ def test_d1_needs_both_3px_and_5_percent():
     assert m["d1"] == pytest.approx(50.0)
 
 
+@pytest.mark.parametrize("key, threshold", [("bad0_5", 0.5), ("bad1", 1.0), ("bad2", 2.0), ("bad3", 3.0)])
+def test_bad_x_thresholds_are_exact(key, threshold):
+    """An error of exactly x px is not bad-x, one just over it is: pins each threshold (the hand-computed
+    errors above leave bad-0.5 anywhere in [0.4, 1.5), bad-1 in [0.4, 1.5), bad-3 in [2, 4))."""
+    gt = np.full((1, 2), 50.0, np.float32)
+    pred = gt + np.array([[threshold, threshold + 0.01]], np.float32)
+    assert disparity_metrics(pred, gt)[key] == pytest.approx(50.0)
+
+
+def test_d1_boundaries_are_exact():
+    """D1 is error > 3 px and > 5 % of the ground truth, both strict: exactly 3 px (at 30 %) or exactly 5 %
+    (4 px of 80) is not D1, just over either is."""
+    gt = np.array([[10.0, 10.0, 80.0, 80.0]], np.float32)
+    pred = gt + np.array([[3.0, 3.02, 4.0, 4.04]], np.float32)
+    m = disparity_metrics(pred, gt)
+    assert m["d1"] == pytest.approx(50.0)
+    assert m["bad3"] == pytest.approx(75.0)
+
+
 def test_valid_mask_and_default_mask():
     gt = np.array([[10.0, np.inf, 0.0, 5.0]], np.float32)
     pred = np.array([[11.0, 99.0, 99.0, 5.0]], np.float32)

@@ -23,7 +23,7 @@ def _net(name: str) -> tuple[Any, str]:
 
     if resolve_model(name) is not None:
         return load_net(name), f"bundled `{name}`"
-    return load_net(name), f"untrained `{name}`"
+    return load_net(f"arch:{name}"), f"untrained `{name}`"
 
 
 def _ms(fn: Any, runs: int) -> float:

@@ -63,7 +63,8 @@ def models(quick: bool) -> list[tuple[str, Any]]:
     for name in students[:1] if quick else students:
         out.append((f"{name} (bundled)", load_matcher(name)))
     if not students:
-        out.append(("student (architecture, untrained: no bundled weights yet)", load_matcher("student")))
+        untrained = load_matcher("arch:student")
+        out.append(("student (architecture, untrained: no bundled weights yet)", untrained))
     return out
 
 

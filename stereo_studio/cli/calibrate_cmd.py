@@ -29,16 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stereo_studio.cli.common import print_json
+    from stereo_studio.cli.common import check_number, check_writable_file, print_json
     from stereo_studio.engine.jobs import run_with_progress
-    from stereo_studio.errors import StereoStudioError
-    from stereo_studio.live.calibration import calibrate_stereo, parse_board
+    from stereo_studio.live.calibration import CALIB_EXTENSIONS, calibrate_stereo, parse_board
 
-    if args.square <= 0:
-        raise StereoStudioError(f"--square must be positive (mm), got {args.square}")
-    if not 0.0 <= args.alpha <= 1.0:
-        raise StereoStudioError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    check_number(args.square, "--square (mm)", positive=True)
+    check_number(args.alpha, "--alpha", minimum=0.0, maximum=1.0)
     board = parse_board(args.board)
+    check_writable_file(args.out, "--out", sorted(CALIB_EXTENSIONS))  # before the corners are searched
     result = run_with_progress(
         calibrate_stereo(args.images, board, args.square, args.alpha), desc="calibrate"
     )

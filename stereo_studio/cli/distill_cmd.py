@@ -24,7 +24,22 @@ def register(subparsers: Any) -> None:
                    help="weight of feature distillation (default 0: off)")
     p.add_argument("--feat-names", default="",
                    help="features to distill, comma-separated 'name' or 'student:teacher' (default: shared)")
+    ready = p.add_argument_group("prune-ready training (group sparsity, so that pruning costs little)")
+    ready.add_argument("--prune-ready", action="store_true",
+                       help="regularise the channel groups the pruning engine would remove at --target-ratio "
+                       "towards zero; their norms are logged to metrics.jsonl (kind \"sparsity\")")
+    ready.add_argument("--sparsity-reg", type=float, default=20.0,
+                       help="regularisation strength (default 20: a channel meant to go loses lr x 20 of its "
+                       "norm per step; for groupnorm / bn it is their gradient penalty, ~1e-4)")
+    ready.add_argument("--target-ratio", type=float, default=0.5,
+                       help="fraction of the MACs the student is made ready to lose (default 0.5)")
+    ready.add_argument("--sparsity-method", choices=["group", "groupnorm", "bn"], default="group",
+                       help="group: group lasso on the channels meant to go (default); groupnorm: "
+                       "Torch-Pruning's GroupNormPruner; bn: its BNScalePruner (L1 on BN scales)")
     add_common_arguments(p)
+    from stereo_studio.cli.model_options import add_model_options
+
+    add_model_options(p)  # --trust-code, --onnx-config
     p.set_defaults(func=run)
 
 

@@ -31,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="network arithmetic (auto: bf16 where the CPU has it)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    from stereo_studio.cli.model_options import add_model_options
+
+    add_model_options(p)  # --trust-code, --onnx-config
+    from stereo_studio.cli.live_options import add_post_filter_option, add_sgbm_option
+
+    add_sgbm_option(p)
+    add_post_filter_option(p, video=False)
     p.set_defaults(func=run)
 
 
@@ -50,7 +57,7 @@ def dataset_max_disp(dataset: Any) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stereo_studio.cli.common import parse_size, print_json
+    from stereo_studio.cli.common import check_max_disp, check_seed, parse_size, print_json
     from stereo_studio.data.datasets import open_dataset
     from stereo_studio.engine.evaluate import evaluate
     from stereo_studio.engine.jobs import run_with_progress
@@ -59,8 +66,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise StereoStudioError(f"--limit must be at least 1, got {args.limit}")
-    if args.max_disp is not None and args.max_disp < 1:
-        raise StereoStudioError(f"--max-disp must be positive, got {args.max_disp}")
+    check_max_disp(args.max_disp)
+    check_seed(args.seed)
+    from stereo_studio.cli.live_options import configure_sgbm_matchers, post_filters, sgbm_params
+
+    filters, params = post_filters(args, video=False), sgbm_params(args)
     synthetic = args.data.strip().lower() == "synthetic"
     kwargs: dict[str, Any] = {"limit": args.limit}
     if args.size is not None:
@@ -74,7 +84,11 @@ def run(args: argparse.Namespace) -> int:
         declared = dataset_max_disp(dataset)
         max_disp = _round16(declared) if declared else 64
     matcher = load_matcher(args.model, max_disp=max_disp, precision=args.precision)
-    result = run_with_progress(evaluate(matcher, dataset, limit=kwargs["limit"]), desc="eval")
+    configure_sgbm_matchers([matcher], params)
+    job = evaluate(matcher, dataset, limit=kwargs["limit"], post_filters=filters or None)
+    result = run_with_progress(job, desc="eval")
+    if params is not None:
+        result["sgbm"] = matcher.params()
     result["max_disp"] = int(getattr(matcher, "max_disp", max_disp or 0)) or None
     if args.json:
         print_json(_finite_or_none(result))

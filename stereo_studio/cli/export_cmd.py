@@ -18,15 +18,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("--size", default="240x320", help="HxW for the check and timing (default 240x320)")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison and timing")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    from stereo_studio.cli.model_options import add_model_options
+
+    add_model_options(p, onnx=False)  # --trust-code
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from stereo_studio.cli.common import parse_size, print_json
-    from stereo_studio.engine.export import export_onnx
+    from stereo_studio.engine.export import check_export_args, export_onnx
+    from stereo_studio.engine.pruning import load_net
 
+    size = parse_size(args.size)
+    check_export_args(args.onnx, args.opset)  # before the model is loaded and traced
+    model = load_net(args.model)
     result = export_onnx(
-        args.model, args.onnx, opset=args.opset, check=not args.no_check, size=parse_size(args.size)
+        model, args.onnx, opset=args.opset, check=not args.no_check, size=size
     )
     result["model"] = args.model
     if args.json:

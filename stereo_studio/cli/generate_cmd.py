@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from stereo_studio.cli.common import parse_size, print_json
+from stereo_studio.cli.common import check_seed, parse_size, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.pairs < 1:
         raise StereoStudioError(f"--pairs must be at least 1, got {args.pairs}")
+    check_seed(args.seed)
+    if args.max_disp < 1:
+        raise StereoStudioError(f"--max-disp must be at least 1, got {args.max_disp}")
     cv2.setNumThreads(1)
     h, w = parse_size(args.size)
     ds = SyntheticStereo(height=h, width=w, max_disp=args.max_disp, seed=args.seed, length=args.pairs)

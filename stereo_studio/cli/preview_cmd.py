@@ -68,6 +68,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--record", default=None, help="record the colour-mapped disparity to a video (.mp4 / .avi)"
     )
     p.add_argument(
+        "--record-raw",
+        default=None,
+        metavar="DIR",
+        help="record losslessly to a new folder: the views (PNG) and every model's disparity as 16-bit PNG "
+        "(value / 256 = px, 0 = invalid) with timestamps in frames.csv; open it again with --source DIR",
+    )
+    p.add_argument(
+        "--start", type=int, default=0, help="begin at frame / pair N (videos, recordings, datasets)"
+    )
+    p.add_argument(
         "--snapshot",
         default=None,
         metavar="DIR",
@@ -75,6 +85,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--headless", action="store_true", help="no window: run and report")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    from stereo_studio.cli.model_options import add_model_options
+
+    add_model_options(p)  # --trust-code, --onnx-config
+    from stereo_studio.cli.live_options import add_post_filter_option, add_sgbm_option
+
+    add_sgbm_option(p)
+    add_post_filter_option(p)
     p.set_defaults(func=run)
 
 
@@ -103,7 +120,7 @@ def _load_matchers(args: argparse.Namespace) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stereo_studio.cli.common import parse_size, print_json
+    from stereo_studio.cli.common import check_max_disp, check_number, parse_size, print_json
     from stereo_studio.errors import StereoStudioError
     from stereo_studio.live.calibration import StereoCalibration
     from stereo_studio.live.pipeline import StereoPipeline
@@ -112,6 +129,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames is not None and args.frames < 1:
         raise StereoStudioError(f"--frames must be at least 1, got {args.frames}")
+    check_max_disp(args.max_disp)
+    check_number(args.fps, "--fps", positive=True)
+    from stereo_studio.cli.live_options import configure_sgbm_matchers, post_filters, sgbm_params
+
+    filters, params = post_filters(args), sgbm_params(args)
+    if args.start < 0:
+        raise StereoStudioError(f"--start must be >= 0, got {args.start}")
     size = parse_size(args.size) if args.size else None
     input_size = parse_size(args.input_size) if args.input_size else None
     disp_range = _parse_range(args.range) if args.range else None
@@ -119,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if args.source.strip().lower() == "synthetic":
         limit = args.frames or SYNTHETIC_DEFAULT_FRAMES
     matchers = _load_matchers(args)
+    configure_sgbm_matchers(matchers, params)
 
     calib = StereoCalibration.load(args.calib) if args.calib else None
     with open_source(
@@ -126,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     ) as src:
         if calib is not None and src.size is not None:
             calib.check_size(src.size, what=f"the frames of {src.name}")
+        if args.start:
+            src.seek(args.start)
         pipeline = StereoPipeline(
             src,
             matchers,
@@ -134,8 +161,14 @@ def run(args: argparse.Namespace) -> int:
             colormap=args.cmap,
             disp_range=disp_range,
             realtime=True if args.realtime else None,
+            post_filters=filters or None,
         )
         recorder = DisparityRecorder(args.record, fps=src.fps or 30.0) if args.record else None
+        raw = _raw_recorder(args.record_raw, src, calib) if args.record_raw else None
+        if raw is not None:
+            from stereo_studio.live.playback import RecorderGroup
+
+            recorder = RecorderGroup([recorder, raw])
         try:
             job = pipeline.run(max_frames=args.frames)
             if args.headless:
@@ -150,8 +183,10 @@ def run(args: argparse.Namespace) -> int:
         summary = pipeline.summary()
     if args.snapshot and last is not None:
         summary["snapshot"] = {k: str(v) for k, v in save_snapshot(args.snapshot, last).items()}
-    if recorder is not None:
-        summary["recorded"] = {"path": str(recorder.path), "frames": recorder.frames}
+    if args.record:
+        summary["recorded"] = {"path": str(args.record), "frames": recorder.frames}
+    if raw is not None:
+        summary["recorded_raw"] = {"path": str(raw.path), "frames": raw.frames, "models": list(raw.models)}
     out = {"frames": summary["frames"], "fps": summary["fps"]}
     out.update({stage: summary["ms"][stage] for stage in ("grab", "rectify", "infer", "colormap")})
     out.update(summary)
@@ -165,6 +200,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _raw_recorder(directory: str, src: Any, calib: Any) -> Any:
+    """A lossless recorder, with the depth calibration of rectified frames when one is known."""
+    from stereo_studio.errors import StereoStudioError
+    from stereo_studio.live.playback import RawRecorder
+
+    depth = None
+    if calib is not None:
+        from stereo_studio.live.pointcloud import DepthCalibration
+
+        try:
+            depth = DepthCalibration.from_stereo_calibration(calib).to_dict()
+        except StereoStudioError:
+            depth = None  # no image size in the file: the recording just has no calibration
+    return RawRecorder(directory, fps=src.fps, source=src.name, calib=depth)
+
+
 def _run_headless(job, recorder) -> Any:
     """Drive the pipeline job with a progress bar on stderr; Ctrl-C ends a camera preview with its summary.
     Returns the last FrameResult."""
@@ -174,6 +225,8 @@ def _run_headless(job, recorder) -> Any:
     with tqdm(desc="preview", unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
         try:
             for event in job:
+                if event.kind == "warning":  # each kind once per run
+                    tqdm.write(f"warning: {event.message}", file=sys.stderr)
                 if event.kind != "frame":
                     continue
                 last = event.payload

@@ -21,7 +21,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--val-pairs", type=int, default=8)
     p.add_argument("--size", default="240x320", help="HxW of synthetic pairs and of MACs (default 240x320)")
     p.add_argument("--layers", default=None, help="comma-separated layer names (default: every prunable one)")
-    p.add_argument("--criterion", choices=["l1", "l2", "bn", "taylor", "lamp"], default="l1")
+    from stereo_studio.engine.importance import CRITERIA
+
+    p.add_argument("--criterion", choices=list(CRITERIA), default="l1")
+    p.add_argument("--recalibrate", action="store_true",
+                   help="measure every row after re-estimating BatchNorm statistics on 8 pairs of --data")
     p.add_argument(
         "--target-macs",
         type=float,
@@ -35,6 +39,9 @@ def register(subparsers: Any) -> None:
         help="write the suggested plan here (usable as prune --ratios)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    from stereo_studio.cli.model_options import add_model_options
+
+    add_model_options(p, onnx=False)  # --trust-code
     p.set_defaults(func=run)
 
 
@@ -63,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_net(args.model)
     layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
     job = sensitivity(
-        model, args.data, parse_ratios(args.ratios), args.val_pairs, size, args.criterion, layers=layers
+        model, args.data, parse_ratios(args.ratios), args.val_pairs, size, args.criterion, layers=layers,
+        recalibrate=args.recalibrate,
     )
     table = run_with_progress(job, desc="sensitivity")
     plan = suggest_plan(table, args.target_macs, model=model, size=size)
@@ -81,5 +89,8 @@ def run(args: argparse.Namespace) -> int:
             f"{r.layer:32s} {r.ratio:5.2f} {r.kept:4d}/{r.channels:<4d} "
             f"{r.delta_epe:+8.3f} {r.macs / 1e9:7.3f}"
         )
+    critical = table.critical()
+    if critical:
+        print(f"critical (one cut alone at least doubles EPE; spare them: --spare {','.join(critical)})")
     print(f"suggested plan for {args.target_macs:.0%} MACs: {json.dumps(plan)}")
     return 0

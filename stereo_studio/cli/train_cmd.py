@@ -56,7 +56,56 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("train", help="train a stereo network on ground truth",
                               description="Supervised training (a teacher, or a from-scratch student).")
     add_common_arguments(p)
+    from stereo_studio.cli.model_options import add_model_options
+
+    add_model_options(p, onnx=False)  # --trust-code
     p.set_defaults(func=run)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """One clear line naming the option for each value that cannot work, before the run folder exists."""
+    from stereo_studio.cli.common import check_max_disp, check_number, check_seed
+
+    check_seed(args.seed)
+    check_max_disp(args.max_disp)
+    check_number(args.lr, "--lr", positive=True)
+    check_number(args.weight_decay, "--weight-decay", minimum=0.0)
+    for option in ("w_gt", "w_teacher", "w_feat"):
+        check_number(getattr(args, option, None), "--" + option.replace("_", "-"), minimum=0.0)
+    for option in ("steps", "batch_size", "val_interval", "ckpt_interval", "val_pairs", "video_frames",
+                   "synthetic_pairs"):
+        value = getattr(args, option)
+        if value < 1:
+            from stereo_studio.errors import StereoStudioError
+
+            raise StereoStudioError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
+    if args.warmup is not None and args.warmup < 0:
+        from stereo_studio.errors import StereoStudioError
+
+        raise StereoStudioError(f"--warmup must not be negative, got {args.warmup}")
+
+
+MAX_PARAMS = 250_000_000  # 1 GB of fp32 weights: far beyond anything a 2-core CPU trains
+
+
+def _check_model_config(arch: str, overrides: dict[str, Any]) -> None:
+    """Build the architecture on the meta device (nothing allocated): a bad or absurd width names
+    --model-config instead of failing deep in training (or allocating what it asks for)."""
+    import torch
+
+    from stereo_studio.errors import ModelError, StereoStudioError
+    from stereo_studio.models.registry import architecture_names, build_model, default_config
+
+    if arch not in architecture_names():
+        return  # training names the unknown architecture
+    try:
+        with torch.device("meta"):
+            params = sum(p.numel() for p in build_model(default_config(arch, **overrides)).parameters())
+    except ModelError as exc:
+        raise StereoStudioError(f"--model-config: {exc}") from exc
+    if params > MAX_PARAMS:
+        raise StereoStudioError(f"--model-config: these widths give {params / 1e6:,.0f} M parameters "
+                                f"({params * 4 / 1e9:.1f} GB of weights); at most {MAX_PARAMS / 1e6:.0f} M")
 
 
 def config_from_args(args: argparse.Namespace, teacher: str | None = None) -> Any:
@@ -65,9 +114,12 @@ def config_from_args(args: argparse.Namespace, teacher: str | None = None) -> An
     from stereo_studio.engine.training import TrainConfig
 
     specs = [s.strip() for s in str(args.data).split(",") if s.strip()]
+    overrides = _model_overrides(args.model_config)
+    if overrides and not args.init_from:
+        _check_model_config(args.arch or "student", overrides)
     return TrainConfig(
         arch=None if args.init_from else (args.arch or "student"),
-        model_overrides=_model_overrides(args.model_config),
+        model_overrides=overrides,
         init_from=args.init_from,
         teacher=teacher,
         data=specs,
@@ -95,7 +147,16 @@ def config_from_args(args: argparse.Namespace, teacher: str | None = None) -> An
         synthetic_pairs=args.synthetic_pairs,
         cache_mb=args.cache_mb,
         video_frames=args.video_frames,
+        **_prune_ready_fields(args),
     )
+
+
+def _prune_ready_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The prune-ready options (`distill --prune-ready ...`; absent from `train`: defaults)."""
+    if not getattr(args, "prune_ready", False):
+        return {}
+    return {"prune_ready": True, "sparsity_reg": args.sparsity_reg, "target_ratio": args.target_ratio,
+            "sparsity_method": args.sparsity_method}
 
 
 def _model_overrides(text: str | None) -> dict[str, Any]:
@@ -133,6 +194,11 @@ def run_training(args: argparse.Namespace, teacher: str | None, desc: str) -> in
         from stereo_studio.errors import StereoStudioError
 
         raise StereoStudioError("give either --arch or --init-from, not both")
+    check_arguments(args)
+    from stereo_studio.models.onnx_net import frozen_error, is_onnx_spec
+
+    if args.init_from and is_onnx_spec(args.init_from):  # frozen: a teacher, never a student
+        raise frozen_error(args.init_from, "trained or fine-tuned (give it as --teacher)")
     config = config_from_args(args, teacher)
     main_rank = os.environ.get("RANK", "0") == "0"
     job = _echo_events(train(config, args.out, resume=args.resume), quiet=not main_rank)
@@ -152,17 +218,14 @@ def _echo_events(job: Any, quiet: bool) -> Any:
     """Pass a job through, printing validation and checkpoint events as lines above the progress bar."""
     from tqdm import tqdm
 
-    try:
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                return stop.value
+    from stereo_studio.engine.jobs import JobRun
+
+    with JobRun(job) as run:
+        for event in run:
             if not quiet and event.kind in ("validation", "checkpoint"):
                 tqdm.write(f"step {event.step}: {event.message}", file=sys.stderr)
             yield event
-    finally:
-        job.close()
+    return run.result
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from stereo_studio.data.sample import StereoSample
-from stereo_studio.engine.jobs import Job, Progress, Ticker
 from stereo_studio.errors import DataError
+from stereo_studio.progress import Job, Progress, Ticker
 
 SYNTHETIC_SIZE = (256, 512)
 SYNTHETIC_MAX_DISP = 64

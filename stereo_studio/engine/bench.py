@@ -4,7 +4,12 @@
   linear, pooling, upsampling modules). Functional ops inside `forward` (correlation volume, soft-argmin,
   `F.interpolate`) are not counted, so MACs are a lower bound of the arithmetic.
 - Latency is wall time of the whole call (for a matcher: `predict` on uint8 RGB images, conversions
-  included, the same definition for networks and SGBM) on a synthetic pair, after warm-up.
+  included, the same definition for networks and SGBM) on a synthetic pair, after warm-up. A bare network
+  (`nn.Module`) is timed as a `NetMatcher` with the machine's inference settings (precision "auto"), so
+  bench, sweep and the GUI report the same number for the same network. Every latency measurement takes
+  the measuring queue (`stereo_studio.runtime.measuring`: one at a time, waits for training unless asked
+  not to, then marked contended) and reports median, p10, p90 and the settings it ran with (threads,
+  precision, OpenMP wait policy).
 - Peak memory is the peak of tensor memory allocated by PyTorch during the call, from the profiler's
   allocation events (op granularity; memory held before the call, such as weights, is not counted).
   SGBM allocates outside PyTorch, so its peak is the growth of the C heap in use (glibc mallinfo2,
@@ -24,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stereo_studio import runtime
 from stereo_studio.errors import ModelError
 
 _PEAK_CACHE: dict[tuple[torch.dtype, int, int], float] = {}
@@ -59,24 +65,32 @@ def synthetic_pair(size: tuple[int, int], max_disp: int = 64, seed: int = 0) -> 
     return tuple(cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA) for img in (sample.left, sample.right))
 
 
-def _as_call(target: Any, size: tuple[int, int], max_disp: int) -> Callable[[], Any]:
-    """A zero-argument call running `target` once on a prepared input."""
+def _as_call(target: Any, size: tuple[int, int], max_disp: int, precision: str = "auto") -> Callable[[], Any]:
+    """A zero-argument call running `target` once on a prepared input (a network wrapped as a NetMatcher)."""
     left, right = synthetic_pair(size, max_disp)
     if hasattr(target, "predict"):
         return lambda: target.predict(left, right)
     if isinstance(target, nn.Module):
-        lt = torch.from_numpy(left).permute(2, 0, 1)[None].float().div(255)
-        rt = torch.from_numpy(right).permute(2, 0, 1)[None].float().div(255)
-        target.eval()
+        from stereo_studio.models.matchers import NetMatcher
 
-        def run_module() -> Any:
-            with torch.inference_mode():
-                return target(lt, rt)
-
-        return run_module
+        matcher = NetMatcher(target, precision=precision)
+        return lambda: matcher.predict(left, right)
     if callable(target):
         return lambda: target(left, right)
     raise TypeError(f"cannot time {type(target).__name__}: expected a matcher, an nn.Module or a callable")
+
+
+def _precision_of(target: Any, precision: str) -> str | None:
+    """The arithmetic a timed target runs in: a matcher's own, a network's resolved one, None for a
+    callable."""
+    if hasattr(target, "predict"):
+        is_net = getattr(target, "model", None) is not None
+        return str(getattr(target, "precision", "fp32")) if is_net else "fp32"
+    if isinstance(target, nn.Module):
+        from stereo_studio.models.matchers import resolve_precision
+
+        return resolve_precision(precision)
+    return None
 
 
 def measure_latency(
@@ -86,28 +100,45 @@ def measure_latency(
     runs: int = 20,
     max_seconds: float | None = None,
     max_disp: int = 64,
+    precision: str = "auto",
+    while_training: bool = False,
+    on_wait: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Time one stereo call on a synthetic H x W pair: median / p90 / mean ms over `runs` calls after
+    """Time one stereo call on a synthetic H x W pair: median / p10 / p90 / mean ms over `runs` calls after
     `warmup` calls. `fn_or_matcher` is a matcher (`.predict(left_u8, right_u8)`), an `nn.Module`
-    (`forward(left, right)` on N x 3 x H x W tensors, inference mode) or a callable `(left_u8, right_u8)`.
-    `max_seconds` stops early (after at least 3 timed runs) when the budget is spent."""
-    call = _as_call(fn_or_matcher, size, max_disp)
-    for _ in range(max(0, warmup)):
-        call()
+    (`forward(left, right)` on N x 3 x H x W tensors; timed as a `NetMatcher` in `precision`) or a callable
+    `(left_u8, right_u8)`. `max_seconds` stops early (after at least 3 timed runs) when the budget is spent.
+
+    Runs in the measuring queue: waits until no training job runs unless `while_training` (`on_wait` gets a
+    message when it starts waiting). The result also has threads, precision, wait_policy (the settings used),
+    contended / contended_by (registered work that ran meanwhile), waited_s and load_avg_1m (the OS load
+    average when timing started: other work the registry cannot see)."""
+    call = _as_call(fn_or_matcher, size, max_disp, precision)
     times: list[float] = []
-    start = time.perf_counter()
-    for _ in range(max(1, runs)):
-        t0 = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - t0) * 1000.0)
-        if max_seconds is not None and len(times) >= 3 and time.perf_counter() - start > max_seconds:
-            break
+    with runtime.measuring(while_training=while_training, on_wait=on_wait) as slot:
+        load = runtime.load_average()
+        for _ in range(max(0, warmup)):
+            call()
+        start = time.perf_counter()
+        for _ in range(max(1, runs)):
+            t0 = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - t0) * 1000.0)
+            if max_seconds is not None and len(times) >= 3 and time.perf_counter() - start > max_seconds:
+                break
     return {
         "median_ms": statistics.median(times),
+        "p10_ms": float(np.percentile(times, 10)),
         "p90_ms": float(np.percentile(times, 90)),
         "mean_ms": statistics.fmean(times),
         "runs": len(times),
         "threads": torch.get_num_threads(),
+        "precision": _precision_of(fn_or_matcher, precision),
+        "wait_policy": runtime.effective_wait_policy(),
+        "contended": slot.contended,
+        "contended_by": slot.contended_by,
+        "waited_s": round(slot.waited_s, 3),
+        "load_avg_1m": load,
     }
 
 
@@ -122,20 +153,59 @@ def _malloc_in_use() -> Callable[[], int]:
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallinfo2.restype = MallInfo2
-    except (OSError, AttributeError):
-        page = os.sysconf("SC_PAGE_SIZE")
-
-        def rss() -> int:
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * page
-
-        return rss
+    except (OSError, AttributeError):  # not glibc (Windows, macOS, musl): the resident set size
+        return _rss_reader()
 
     def in_use() -> int:
         info = libc.mallinfo2()
         return int(info.uordblks + info.hblkhd)
 
     return in_use
+
+
+def _rss_reader(platform: str | None = None) -> Callable[[], int]:
+    """A function returning the process's resident memory in bytes, on any system: /proc/self/statm (Linux),
+    GetProcessMemoryInfo (Windows), else getrusage's peak RSS (macOS, BSD: it only grows, so a peak shows
+    when it exceeds the process's earlier one), else 0."""
+    import sys
+
+    platform = platform or sys.platform
+    if platform.startswith("linux") and os.path.exists("/proc/self/statm"):
+        page = os.sysconf("SC_PAGE_SIZE")
+
+        def statm() -> int:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * page
+
+        return statm
+    if platform == "win32":
+        import ctypes
+        from ctypes import wintypes
+
+        class Counters(ctypes.Structure):
+            _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD)] + [
+                (n, ctypes.c_size_t)
+                for n in ("PeakWorkingSetSize", "WorkingSetSize", "QuotaPeakPagedPoolUsage",
+                          "QuotaPagedPoolUsage", "QuotaPeakNonPagedPoolUsage", "QuotaNonPagedPoolUsage",
+                          "PagefileUsage", "PeakPagefileUsage")
+            ]
+
+        kernel32, psapi = ctypes.WinDLL("kernel32"), ctypes.WinDLL("psapi")
+        kernel32.GetCurrentProcess.restype = wintypes.HANDLE
+
+        def working_set() -> int:
+            counters = Counters()
+            counters.cb = ctypes.sizeof(counters)
+            psapi.GetProcessMemoryInfo(kernel32.GetCurrentProcess(), ctypes.byref(counters), counters.cb)
+            return int(counters.WorkingSetSize)
+
+        return working_set
+    try:
+        import resource
+    except ImportError:
+        return lambda: 0
+    scale = 1 if platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB elsewhere
+    return lambda: int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
 
 
 def peak_malloc_mb(fn: Callable[[], Any], interval_s: float = 0.0005) -> float:
@@ -226,15 +296,19 @@ def bench_model(
     max_seconds: float | None = None,
     memory: bool = True,
     peak_n: int = 2048,
+    while_training: bool = False,
+    on_wait: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Benchmark a model spec (`sgbm`, bundled name, architecture name or folder), or a ready matcher,
     at `size` = (height, width).
 
-    Returns model, size, max_disp, precision, params, macs, latency_ms (median), p90_ms, mean_ms, runs,
-    threads, gflops (2 * MACs / latency), peak_gflops (matmul peak of the model's dtype),
-    fraction_of_peak and peak_memory_mb. SGBM has params 0 and macs / gflops / fraction_of_peak None:
-    it is not a network and its work is not MACs; its default range is 64 (less on images narrower
-    than 128 px, which SGBM cannot search 64 disparities in)."""
+    Returns model, size, max_disp, precision, params, macs, latency_ms (median), p10_ms, p90_ms, mean_ms,
+    runs, threads, wait_policy, contended, contended_by, waited_s, load_avg_1m, gflops (2 * MACs /
+    latency), peak_gflops (matmul peak of the model's dtype), fraction_of_peak, peak_memory_mb and runtime
+    (this machine's chosen inference settings and where they came from, see `stereo_studio.runtime`). SGBM has
+    params 0 and macs / gflops / fraction_of_peak None: it is not a network and its work is not MACs; its
+    default range is 64 (less on images narrower than 128 px, which SGBM cannot search 64 disparities in).
+    Latency and the matmul peak are measured in one turn of the measuring queue (see `measure_latency`)."""
     if hasattr(spec, "predict"):
         matcher = spec
     else:
@@ -258,16 +332,22 @@ def bench_model(
             raise ModelError(f"could not count MACs of '{spec}' at {size[0]}x{size[1]}: {exc}") from exc
     else:
         params, macs = 0, None
-    lat = measure_latency(matcher, size, warmup=warmup, runs=runs, max_seconds=max_seconds, max_disp=md)
-    result.update(params=params, macs=macs, latency_ms=lat["median_ms"], p90_ms=lat["p90_ms"],
-                  mean_ms=lat["mean_ms"], runs=lat["runs"], threads=lat["threads"])
-    if macs:
+    peak = None
+    with runtime.measuring(while_training=while_training, on_wait=on_wait) as slot:
+        lat = measure_latency(matcher, size, warmup=warmup, runs=runs, max_seconds=max_seconds, max_disp=md)
+        if macs:
+            peak = matmul_peak_gflops(_matcher_dtype(matcher), n=peak_n)
+    result.update(params=params, macs=macs, latency_ms=lat["median_ms"], p10_ms=lat["p10_ms"],
+                  p90_ms=lat["p90_ms"], mean_ms=lat["mean_ms"], runs=lat["runs"], threads=lat["threads"],
+                  wait_policy=lat["wait_policy"], contended=slot.contended, contended_by=slot.contended_by,
+                  waited_s=round(slot.waited_s, 3), load_avg_1m=lat["load_avg_1m"])
+    if macs and peak:
         gflops = 2.0 * macs / (lat["median_ms"] / 1000.0) / 1e9
-        peak = matmul_peak_gflops(_matcher_dtype(matcher), n=peak_n)
         result.update(gflops=gflops, peak_gflops=peak, fraction_of_peak=gflops / peak)
     else:
         result.update(gflops=None, peak_gflops=None, fraction_of_peak=None)
     if memory:
         call = _as_call(matcher, size, md)
         result["peak_memory_mb"] = peak_memory_mb(call) if model is not None else peak_malloc_mb(call)
+    result["runtime"] = runtime.inference_settings().to_json()
     return result

@@ -65,11 +65,6 @@ def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:
     return DistributedDataParallel(model, device_ids=ids)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (or the module itself)."""
-    return model.module if hasattr(model, "module") else model
-
-
 def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Mean of `value` across ranks (the value itself when not distributed)."""
     if not info.enabled:

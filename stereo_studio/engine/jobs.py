@@ -1,6 +1,9 @@
 """Long work, written once: generator functions that yield `Progress` events and `return` a result.
 
-The CLI drives them with a progress bar (`run_with_progress`), the GUI with superqt's `GeneratorWorker`
+The contract (`Progress`, `Job`, `Ticker`, `JobRun`, `drain`) lives in `stereo_studio.progress` so that
+`data/` and `live/` can write jobs without importing the engine; it is re-exported here.
+
+The CLI drives jobs with a progress bar (`run_with_progress`), the GUI with superqt's `GeneratorWorker`
 (`quit()` cancels: the generator is simply not resumed and is closed). Every job yields at least once a
 second, so cancellation is honoured within a second. Code that must clean up uses `try/finally`.
 """
@@ -8,36 +11,10 @@ second, so cancellation is honoured within a second. Code that must clean up use
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Generator
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
-T = TypeVar("T")
+from stereo_studio.progress import Job, JobRun, Progress, T, Ticker, drain
 
-
-@dataclass
-class Progress:
-    """One progress report from a long job.
-
-    `step` of `total` (total may be None when unknown); `message` is a short human line; `metrics`
-    holds numbers to plot (e.g. loss, lr, it_s, eta_s, val_epe); `kind` tells consumers what it is
-    ("step", "validation", "checkpoint", "point", "log", "done").
-    """
-
-    step: int = 0
-    total: int | None = None
-    message: str = ""
-    kind: str = "step"
-    metrics: dict[str, float] = field(default_factory=dict)
-    payload: Any = None
-
-    @property
-    def fraction(self) -> float | None:
-        return None if not self.total else min(1.0, self.step / self.total)
-
-
-Job = Generator[Progress, None, T]
+__all__ = ["Job", "JobRun", "Progress", "Ticker", "drain", "run_with_progress"]
 
 
 def run_with_progress(job: Job[T], desc: str = "", quiet: bool = False) -> T:
@@ -45,44 +22,26 @@ def run_with_progress(job: Job[T], desc: str = "", quiet: bool = False) -> T:
     from tqdm import tqdm
 
     bar = None
-    result: T
     try:
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            if quiet:
-                continue
-            if bar is None:
-                bar = tqdm(total=event.total, desc=desc, file=sys.stderr, dynamic_ncols=True, leave=False)
-            if event.total is not None and bar.total != event.total:
-                bar.total = event.total
-            bar.n = event.step
-            shown = {k: f"{v:.4g}" for k, v in event.metrics.items() if isinstance(v, (int, float))}
-            if shown:
-                bar.set_postfix(shown, refresh=False)
-            if event.message:
-                bar.set_description_str(f"{desc} {event.message}".strip(), refresh=False)
-            bar.refresh()
+        with JobRun(job) as run:
+            for event in run:
+                if quiet:
+                    continue
+                if event.kind == "warning":  # a line above the bar, shown once per message by the job
+                    tqdm.write(f"warning: {event.message}", file=sys.stderr)
+                    continue
+                if bar is None:
+                    bar = tqdm(total=event.total, desc=desc, file=sys.stderr, dynamic_ncols=True, leave=False)
+                if event.total is not None and bar.total != event.total:
+                    bar.total = event.total
+                bar.n = event.step
+                shown = {k: f"{v:.4g}" for k, v in event.metrics.items() if isinstance(v, (int, float))}
+                if shown:
+                    bar.set_postfix(shown, refresh=False)
+                if event.message:
+                    bar.set_description_str(f"{desc} {event.message}".strip(), refresh=False)
+                bar.refresh()
     finally:
         if bar is not None:
             bar.close()
-        job.close()
-    return result
-
-
-class Ticker:
-    """Lets a job yield at least every `interval` seconds in tight loops: `if ticker.due(): yield ...`."""
-
-    def __init__(self, interval: float = 0.5) -> None:
-        self.interval = interval
-        self._last = time.monotonic()
-
-    def due(self) -> bool:
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            self._last = now
-            return True
-        return False
+    return run.result  # type: ignore[return-value]

@@ -2,6 +2,10 @@
 
 The table (rows: layer, ratio, epe, delta_epe, macs, params) draws directly as one curve per layer, and
 `suggest_plan` turns it into a per-layer ratio plan that meets a MAC budget at the least accuracy cost.
+`SensitivityTable.critical()` names the layers whose smallest cut alone costs too much: the pruning plans
+spare them (`spare=` of `engine.pruning.plan` / `prune_model`, the GUI's slider). A ratio here is the
+fraction of that layer's channels (rounded to the nearest allowed width: `kept` says what was kept). With
+`recalibrate`, every row (and the baseline) is measured after re-estimating BatchNorm statistics.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class SensitivityRow:
     params: int
     channels: int
     kept: int
+    kind: str = "raw"
 
 
 @dataclass
@@ -42,6 +47,17 @@ class SensitivityTable:
     def layers(self) -> list[str]:
         return list(dict.fromkeys(r.layer for r in self.rows))
 
+    def critical(self, threshold: float = 1.0, min_px: float = 0.5) -> list[str]:
+        """Layers whose smallest measured cut alone raises EPE by at least `threshold` x the baseline EPE
+        (and at least `min_px` px): the ones a plan should leave whole."""
+        out = []
+        for layer in self.layers():
+            rows = [r for r in self.rows if r.layer == layer and r.kept < r.channels]
+            cut = sorted(rows, key=lambda r: r.ratio)
+            if cut and cut[0].delta_epe >= max(threshold * self.base_epe, min_px):
+                out.append(layer)
+        return out
+
     def curve(self, layer: str) -> tuple[list[float], list[float]]:
         """(ratios, delta_epe) of one layer, ratio-sorted: one line of the plot."""
         rows = sorted((r for r in self.rows if r.layer == layer), key=lambda r: r.ratio)
@@ -54,6 +70,7 @@ class SensitivityTable:
             "base_params": self.base_params,
             "seconds": round(self.seconds, 2),
             "rows": [asdict(r) for r in self.rows],
+            "critical": self.critical(),
         }
 
 
@@ -66,11 +83,19 @@ def sensitivity(
     criterion: str = "l1",
     round_to: int | None = 8,
     layers: Sequence[str] | None = None,
+    recalibrate: bool = False,
+    calib_pairs: int = 8,
 ) -> Job[SensitivityTable]:
     """For every prunable layer (or `layers`) and ratio, prune that layer alone and measure EPE on
-    `val_pairs` validation pairs at `size`. Yields one kind="point" event per row (payload: the row)."""
-    from stereo_studio.engine.pruning import macs_params, prune_model, pruning_graph
-    from stereo_studio.engine.sweep import accuracy, accuracy_job, relay, validation_samples
+    `val_pairs` validation pairs at `size` (after re-estimating BatchNorm statistics on `calib_pairs` pairs
+    of `data` with `recalibrate`). Yields one kind="point" event per row (payload: the row)."""
+    from stereo_studio.engine.pruning import macs_params, prune_model, pruning_graph, recalibrate_bn
+    from stereo_studio.engine.sweep import (
+        accuracy_job,
+        calibration_samples,
+        relay,
+        validation_samples,
+    )
 
     t0 = time.perf_counter()
     model = _load(model_spec)
@@ -80,8 +105,17 @@ def sensitivity(
         names = list(dict.fromkeys(graph.root_name(n) for n in layers))  # ModelError names the prunable ones
     total = len(names) * len(ratios) + 1
     yield Progress(0, total, "baseline")
-    samples = validation_samples(data, val_pairs, size, int(getattr(model, "config", {}).get("max_disp", 64)))
-    base = accuracy(model, samples)["epe"]
+    max_disp = int(getattr(model, "config", {}).get("max_disp", 64))
+    samples = validation_samples(data, val_pairs, size, max_disp)
+    calib = calibration_samples(data, calib_pairs, size, max_disp, skip=val_pairs) if recalibrate else None
+    kind = "recalibrated" if recalibrate else "raw"
+
+    def ready(net: nn.Module) -> nn.Module:
+        return recalibrate_bn(net, calib) if calib is not None else net
+
+    acc = yield from relay(accuracy_job(ready(model), samples, "baseline"), 0, total)
+    base = acc["epe"]
+    yield Progress(0, total, "baseline: MACs")
     cost = macs_params(model, size)
     table = SensitivityTable(base_epe=base, base_macs=cost["macs"], base_params=cost["params"])
     step = 1
@@ -98,7 +132,8 @@ def sensitivity(
                     model, ratios={name: float(ratio)}, criterion=criterion, round_to=round_to
                 )
                 yield Progress(step, total, f"{name} @ {ratio:g}")
-                acc = yield from relay(accuracy_job(pruned, samples, f"{name} @ {ratio:g}"), step, total)
+                job = accuracy_job(ready(pruned), samples, f"{name} @ {ratio:g}")
+                acc = yield from relay(job, step, total)
                 epe = acc["epe"]
                 est = graph.estimate(widths, size)
             row = SensitivityRow(
@@ -110,6 +145,7 @@ def sensitivity(
                 int(est["params"]),
                 channels[name],
                 kept,
+                kind,
             )
             table.rows.append(row)
             step += 1

@@ -1,8 +1,18 @@
 """Trade-off sweep: for a list of pruning ratios (or per-layer plans), measure params, MACs, latency and
-accuracy of the pruned model, optionally after a short distillation fine-tune, and mark the Pareto front.
+accuracy of the pruned model, and mark the Pareto front.
 
-`measure_point` is the interactive unit (one ratio, a few validation pairs: a few seconds on the student);
-`sweep` is a job yielding kind="point" events whose payload is the `SweepPoint`, so a plot can grow live.
+Every point has a `kind`, and kinds are never mixed up:
+- "raw": the pruned model as it is;
+- "recalibrated": the same model after its BatchNorm statistics were re-estimated on a few pairs of the
+  current data (`pruning.recalibrate_bn`, no labels, well under a second on the student);
+- "recovered": after a short distillation from a teacher (`recover_steps` steps, the training engine).
+Recalibrated and recovered points have the raw point's architecture, so they reuse its latency and cost.
+`ratio` is the asked fraction of MACs removed (see `engine.pruning`); `macs_removed` what was achieved.
+
+`measure_point` is the interactive unit (one raw point: a few seconds on the student); `point_kinds` yields
+the raw, recalibrated (and recovered) points of one plan; `sweep` is a job yielding kind="point" events whose
+payload is the `SweepPoint`, so a plot can grow live (raw and recalibrated points of every ratio first, then
+the recovered ones, each replacing nothing: a plot upgrades the point with the same `label` in place).
 """
 
 from __future__ import annotations
@@ -11,22 +21,24 @@ import dataclasses
 import math
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from torch import nn
 
-from stereo_studio.engine.jobs import Job, Progress
+from stereo_studio.engine.jobs import Job, JobRun, Progress, drain
 from stereo_studio.errors import DataError, StereoStudioError
+
+POINT_KINDS = ("raw", "recalibrated", "recovered")
+CALIB_PAIRS = 8  # BatchNorm recalibration pairs (~0.5 s on the student at 240x320, 2 cores)
 
 
 @dataclass
 class SweepPoint:
-    """One measured model. `ratio` is the global ratio (None for a per-layer plan, named by `label`)."""
+    """One measured model. `ratio` is the asked fraction of MACs removed (None for a per-layer plan, named
+    by `label`); `kind` is "raw", "recalibrated" or "recovered" (`finetuned` is True for "recovered")."""
 
     ratio: float | None
     params: int
@@ -40,6 +52,8 @@ class SweepPoint:
     pareto: bool = False
     seconds: float = 0.0
     widths: dict[str, int] = field(default_factory=dict)
+    kind: str = "raw"
+    macs_removed: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -50,25 +64,25 @@ class SweepPoint:
 # ---- validation data and accuracy ------------------------------------------------------------------------
 
 
+def _open(data: Any, n: int, size: tuple[int, int], max_disp: int, seed: int) -> Any:
+    if not isinstance(data, str | Path):
+        return data
+    spec = str(data)
+    if spec.strip().lower() == "synthetic":
+        from stereo_studio.data.synthetic import SyntheticStereo
+
+        return SyntheticStereo(height=size[0], width=size[1], max_disp=max_disp, seed=seed, length=n)
+    from stereo_studio.data.datasets import open_dataset
+
+    return open_dataset(spec, limit=n)
+
+
 def validation_samples(
     data: Any, n: int, size: tuple[int, int] = (240, 320), max_disp: int = 64
 ) -> list[Any]:
     """Up to `n` `StereoSample`s with ground truth: from a dataset object, or a data spec (`synthetic` or a
     folder). Synthetic pairs use a seed distinct from the training seeds, at `size`."""
-    if isinstance(data, str | Path):
-        spec = str(data)
-        if spec.strip().lower() == "synthetic":
-            from stereo_studio.data.synthetic import SyntheticStereo
-
-            dataset = SyntheticStereo(
-                height=size[0], width=size[1], max_disp=max_disp, seed=424_242, length=n
-            )
-        else:
-            from stereo_studio.data.datasets import open_dataset
-
-            dataset = open_dataset(spec, limit=n)
-    else:
-        dataset = data
+    dataset = _open(data, n, size, max_disp, seed=424_242)
     samples = [dataset[i] for i in range(min(n, len(dataset)))]
     samples = [s for s in samples if s.disparity is not None]
     if not samples:
@@ -76,54 +90,47 @@ def validation_samples(
     return samples
 
 
-def _to_tensor(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float().div(255)
+def calibration_samples(
+    data: Any, n: int = CALIB_PAIRS, size: tuple[int, int] = (240, 320), max_disp: int = 64, skip: int = 0
+) -> list[Any]:
+    """Up to `n` stereo pairs of the current data for BatchNorm recalibration (no ground truth needed):
+    synthetic pairs with their own seed (not the validation ones), else the pairs after the first `skip`
+    (the validation pairs) of a folder, a dataset object or a list; when there are no others, the first
+    ones (their images only: labels are never used)."""
+    dataset = _open(data, skip + n, size, max_disp, seed=515_151)
+    count = len(dataset)
+    start = skip if count > skip else 0
+    return [dataset[i] for i in range(start, min(count, start + n))]
 
 
 def accuracy_job(model: nn.Module, samples: Sequence[Any], label: str = "") -> Job[dict[str, float]]:
-    """Pixel-weighted EPE (px), D1 and bad-3 (percent) of a torch model over `samples` (fp32, eval mode),
-    yielding after each pair."""
-    from stereo_studio.metrics import MetricAccumulator
+    """Pixel-weighted EPE (px), D1 and bad-3 (percent) of a torch model over `samples`, yielding after each
+    pair: the engine's one accuracy loop (`engine.evaluate.evaluate`) on the model as an fp32 `NetMatcher`."""
+    from stereo_studio.engine.evaluate import evaluate
+    from stereo_studio.models.matchers import NetMatcher
 
-    acc = MetricAccumulator()
     was_training = model.training
-    model.eval()
     try:
-        for i, s in enumerate(samples):
-            with torch.inference_mode():
-                pred = model(_to_tensor(s.left), _to_tensor(s.right))
-            acc.add(pred[0, 0].float().numpy(), s.disparity, s.valid)
-            yield Progress(
-                i + 1, len(samples), f"{label} EPE pair {i + 1}/{len(samples)}".strip(), kind="log"
-            )
+        matcher = NetMatcher(model, precision="fp32")
+        with JobRun(evaluate(matcher, samples, warmup=False)) as run:
+            for event in run:
+                if event.kind != "done":
+                    message = f"{label} EPE pair {event.step}/{len(samples)}".strip()
+                    yield Progress(event.step, len(samples), message, kind="log")
     finally:
         model.train(was_training)
-    result = acc.result("pixel")
+    result = run.result
     return {"epe": float(result["epe"]), "d1": float(result["d1"]), "bad3": float(result["bad3"])}
-
-
-def drain(job: Job[Any]) -> Any:
-    """Run a job to completion without reporting; return its result."""
-    while True:
-        try:
-            next(job)
-        except StopIteration as stop:
-            return stop.value
 
 
 def relay(job: Job[Any], step: int, total: int | None) -> Job[Any]:
     """Re-yield an inner job's events at the outer job's `step` of `total` (one steady progress bar);
     closing the outer job closes the inner one (its clean-up runs at once)."""
-    try:
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                return stop.value
+    with JobRun(job) as run:
+        for event in run:
             kind = event.kind if event.kind in ("validation", "checkpoint") else "log"
             yield Progress(step, total, event.message, kind=kind, metrics=event.metrics)
-    finally:
-        job.close()
+    return run.result
 
 
 def accuracy(model: nn.Module, samples: Sequence[Any]) -> dict[str, float]:
@@ -131,14 +138,46 @@ def accuracy(model: nn.Module, samples: Sequence[Any]) -> dict[str, float]:
     return drain(accuracy_job(model, samples))
 
 
-def latency_ms(model: nn.Module, size: tuple[int, int], runs: int = 5, max_seconds: float = 1.5) -> float:
-    """Median wall time (ms) of one forward pass at `size` (fp32, inference mode, after 1 warm-up)."""
+def latency_ms(
+    model: nn.Module,
+    size: tuple[int, int],
+    runs: int = 5,
+    max_seconds: float = 1.5,
+    while_training: bool = True,
+) -> float:
+    """Median wall time (ms) of one forward pass at `size` (`bench.measure_latency`, after 1 warm-up).
+    Interactive points do not wait for a training job (`while_training`): they are marked contended."""
     from stereo_studio.engine.bench import measure_latency
 
-    return float(measure_latency(model, size=size, warmup=1, runs=runs, max_seconds=max_seconds)["median_ms"])
+    result = measure_latency(
+        model, size=size, warmup=1, runs=runs, max_seconds=max_seconds, while_training=while_training
+    )
+    return float(result["median_ms"])
 
 
 # ---- one point -------------------------------------------------------------------------------------------
+
+
+def _max_disp(model: nn.Module) -> int:
+    return int(getattr(model, "config", {}).get("max_disp", 64))
+
+
+def _prune(
+    model: nn.Module,
+    ratio: float | None,
+    ratios: Mapping[str, float] | None,
+    criterion: str,
+    round_to: int | None,
+    allocation: str,
+    spare: Iterable[str],
+) -> tuple[nn.Module, float]:
+    """The pruned copy (the model itself for ratio 0) and the fraction of MACs its plan removed."""
+    from stereo_studio.engine.pruning import prune_model
+
+    if not ratio and not ratios:
+        return model, 0.0
+    pruned = prune_model(model, ratio, ratios, criterion, round_to, allocation, spare=spare)
+    return pruned, float(pruned.meta["pruning"]["macs_removed"])
 
 
 def measure_point(
@@ -152,15 +191,16 @@ def measure_point(
     round_to: int | None = 8,
     samples: Sequence[Any] | None = None,
     label: str = "",
+    allocation: str = "global",
+    spare: Iterable[str] = (),
 ) -> SweepPoint:
-    """Prune `model` (a copy) at `ratio` / `ratios`, then measure params, MACs, latency and accuracy."""
-    from stereo_studio.engine.pruning import prune_model
-
+    """Prune `model` (a copy) at `ratio` / `ratios`, then measure params, MACs, latency and accuracy: the
+    raw point (see `point_kinds` for the others)."""
     t0 = time.perf_counter()
     if samples is None:
         samples = validation_samples(dataset, val_pairs, size, _max_disp(model))
-    pruned = model if not ratio and not ratios else prune_model(model, ratio, ratios, criterion, round_to)
-    return drain(_measure(pruned, ratio, samples, size, label, False, t0))
+    pruned, removed = _prune(model, ratio, ratios, criterion, round_to, allocation, spare)
+    return drain(_measure(pruned, ratio, samples, size, label, "raw", t0, macs_removed=removed))
 
 
 def _measure(
@@ -169,59 +209,125 @@ def _measure(
     samples: Sequence[Any],
     size: tuple[int, int],
     label: str,
-    finetuned: bool,
+    kind: str,
     t0: float,
+    like: SweepPoint | None = None,
+    macs_removed: float = 0.0,
 ) -> Job[SweepPoint]:
-    """Measure one model, yielding between stages and pairs (each well under a second on the student)."""
+    """Measure one model, yielding between stages and pairs (each well under a second on the student).
+    With `like` (the raw point of the same architecture), its cost and latency are reused."""
     from stereo_studio.engine.pruning import layer_widths, macs_params
 
-    cost = macs_params(pruned, size)
-    acc = yield from accuracy_job(pruned, samples, label)
-    yield Progress(len(samples), len(samples), f"{label}: latency", kind="log")
-    lat = latency_ms(pruned, size, max_seconds=0.6)
+    tag = f"{label} ({kind})" if kind != "raw" else label
+    if like is None:
+        cost = macs_params(pruned, size)
+    acc = yield from accuracy_job(pruned, samples, tag)
+    if like is None:
+        yield Progress(len(samples), len(samples), f"{tag}: latency", kind="log")
+        lat = latency_ms(pruned, size, max_seconds=0.6)
     return SweepPoint(
         ratio=ratio,
-        params=cost["params"],
-        macs=cost["macs"],
-        latency_ms=lat,
+        params=like.params if like else cost["params"],
+        macs=like.macs if like else cost["macs"],
+        latency_ms=like.latency_ms if like else lat,
         epe=acc["epe"],
         d1=acc["d1"],
         bad3=acc["bad3"],
-        finetuned=finetuned,
+        finetuned=kind == "recovered",
         label=label or (f"{ratio:g}" if ratio is not None else "plan"),
         seconds=time.perf_counter() - t0,
-        widths=layer_widths(pruned),
+        widths=dict(like.widths) if like else layer_widths(pruned),
+        kind=kind,
+        macs_removed=like.macs_removed if like else macs_removed,
     )
 
 
-def _max_disp(model: nn.Module) -> int:
-    return int(getattr(model, "config", {}).get("max_disp", 64))
-
-
-def pareto_front(points: Sequence[SweepPoint]) -> list[SweepPoint]:
-    """Mark (and return) the points no other point beats on both latency and EPE (lower is better)."""
-    front = []
-    for p in points:
-        dominated = any(
-            (q.latency_ms <= p.latency_ms and q.epe <= p.epe)
-            and (q.latency_ms < p.latency_ms or q.epe < p.epe)
-            for q in points
-            if q is not p
+def point_kinds(
+    model: nn.Module,
+    ratio: float | None = None,
+    ratios: Mapping[str, float] | None = None,
+    samples: Sequence[Any] = (),
+    size: tuple[int, int] = (240, 320),
+    criterion: str = "l1",
+    round_to: int | None = 8,
+    label: str = "",
+    calib: Sequence[Any] | None = None,
+    recover_steps: int = 0,
+    teacher: str | None = None,
+    data: Any = "synthetic",
+    train_overrides: Mapping[str, Any] | None = None,
+    allocation: str = "global",
+    spare: Iterable[str] = (),
+) -> Job[list[SweepPoint]]:
+    """Job: the points of one plan, each yielded as a kind="point" event as soon as it is measured: raw,
+    then recalibrated (when `calib` pairs are given), then recovered (when `recover_steps` > 0 and a
+    `teacher` is given; distilled from the recalibrated model on `data`). Returns the points."""
+    t0 = time.perf_counter()
+    label = label or (f"{ratio:g}" if ratio is not None else "plan")
+    total = 1 + (calib is not None) + (recover_steps > 0)
+    yield Progress(0, total, f"pruning {label}")
+    pruned, removed = _prune(model, ratio, ratios, criterion, round_to, allocation, spare)
+    raw = yield from relay(_measure(pruned, ratio, samples, size, label, "raw", t0, None, removed), 0, total)
+    points = [raw]
+    yield _point_event(raw, 1, total, f"{label}: {raw.latency_ms:.1f} ms, EPE {raw.epe:.2f}")
+    current = pruned
+    if calib is not None:
+        t0 = time.perf_counter()
+        yield Progress(1, total, f"{label}: re-estimating BatchNorm statistics")
+        current = _recalibrated(pruned, calib)
+        job = _measure(current, ratio, samples, size, label, "recalibrated", t0, raw)
+        point = yield from relay(job, 1, total)
+        points.append(point)
+        yield _point_event(point, 2, total, f"{label} recalibrated: EPE {point.epe:.2f}")
+    if recover_steps > 0:
+        if not teacher:
+            raise StereoStudioError("recovered points need a teacher to distill from")
+        t0 = time.perf_counter()
+        done = len(points)
+        tuned = yield from relay(
+            _finetune(current, recover_steps, teacher, data, train_overrides or {}), done, total
         )
-        p.pareto = not dominated and math.isfinite(p.epe)
-        if p.pareto:
-            front.append(p)
-    return sorted(front, key=lambda q: q.latency_ms)
+        job = _measure(tuned, ratio, samples, size, label, "recovered", t0, raw)
+        point = yield from relay(job, done, total)
+        points.append(point)
+        yield _point_event(point, done + 1, total, f"{label} recovered: EPE {point.epe:.2f}")
+    return points
+
+
+def _recalibrated(model: nn.Module, calib: Sequence[Any]) -> nn.Module:
+    from stereo_studio.engine.pruning import recalibrate_bn
+
+    out = recalibrate_bn(model, calib)
+    out.config, out.meta = dict(getattr(model, "config", {})), dict(getattr(model, "meta", {}))
+    return out
+
+
+def pareto_front(points: Sequence[SweepPoint], kind: str | None = None) -> list[SweepPoint]:
+    """Mark every point that no point *of its own kind* beats on both latency and EPE (lower is better);
+    return the front of `kind` (or of every kind, grouped by kind), sorted by latency."""
+    for k in {p.kind for p in points}:
+        same = [p for p in points if p.kind == k]
+        for p in same:
+            dominated = any(
+                (q.latency_ms <= p.latency_ms and q.epe <= p.epe)
+                and (q.latency_ms < p.latency_ms or q.epe < p.epe)
+                for q in same
+                if q is not p
+            )
+            p.pareto = not dominated and math.isfinite(p.epe)
+    order = {k: i for i, k in enumerate(POINT_KINDS)}
+    front = [p for p in points if p.pareto and (kind is None or p.kind == kind)]
+    return sorted(front, key=lambda q: (order.get(q.kind, len(order)), q.latency_ms))
 
 
 # ---- the sweep job ---------------------------------------------------------------------------------------
-
 
 
 def _point_event(point: SweepPoint, done: int, total: int, message: str) -> Progress:
     """The `kind="point"` event that carries one measured point (the GUI plots its payload)."""
     return Progress(done, total, message, kind="point",
                     metrics={"latency_ms": point.latency_ms, "epe": point.epe}, payload=point)
+
 
 def sweep(
     model_spec: str | nn.Module,
@@ -235,51 +341,83 @@ def sweep(
     criterion: str = "l1",
     round_to: int | None = 8,
     train_overrides: Mapping[str, Any] | None = None,
+    recalibrate: bool = True,
+    recover_steps: int | None = None,
+    calib_pairs: int = CALIB_PAIRS,
+    allocation: str = "global",
+    spare: Iterable[str] = (),
 ) -> Job[list[SweepPoint]]:
-    """Measure a point per ratio (plus the per-layer `plan` if given), each also after `finetune_steps` of
-    distillation from `teacher` when asked. Yields kind="point" events (payload: the `SweepPoint`); returns
-    all points with `pareto` set (latency vs EPE)."""
-    from stereo_studio.engine.pruning import load_net, prune_model
+    """Measure a point per ratio (plus the per-layer `plan` if given) of each kind: raw; recalibrated
+    (with `recalibrate`, on `calib_pairs` pairs of `data`); recovered (after `recover_steps` distillation
+    steps from `teacher`; `finetune_steps` is the old name). Raw and recalibrated points of every ratio come
+    first, then the recovered ones. Yields kind="point" events (payload: the `SweepPoint`); returns all
+    points with `pareto` set per kind (latency vs EPE)."""
+    from stereo_studio.engine.pruning import load_net
 
     model = load_net(model_spec)
+    steps = int(recover_steps if recover_steps is not None else finetune_steps)
     ratios = [float(r) for r in ratios]
     for r in ratios:
         if not 0.0 <= r < 1.0:
             raise StereoStudioError(f"sweep ratio {r} is outside [0, 1)")
+    if steps > 0 and not teacher:
+        raise StereoStudioError("recovered points need --teacher (they are distilled from it)")
+    spare = list(spare)
     jobs: list[tuple[float | None, Mapping[str, float] | None, str]] = [(r, None, f"{r:g}") for r in ratios]
     if plan:
         jobs.append((None, dict(plan), "plan"))
-    variants = [False, True] if finetune_steps > 0 else [False]
-    total = len(jobs) * len(variants)
+    per_job = 1 + bool(recalibrate) + (steps > 0)
+    total = len(jobs) * per_job
     yield Progress(0, total, "loading validation pairs")
     samples = validation_samples(data, val_pairs, size, _max_disp(model))
+    calib = None
+    if recalibrate:
+        calib = calibration_samples(data, calib_pairs, size, _max_disp(model), skip=val_pairs)
     points: list[SweepPoint] = []
+    starts: list[tuple[nn.Module, SweepPoint, str, float | None]] = []
     done = 0
     for ratio, layer_ratios, label in jobs:
         t0 = time.perf_counter()
         yield Progress(done, total, f"pruning {label}")
-        pruned = (
-            model
-            if not ratio and not layer_ratios
-            else prune_model(model, ratio, layer_ratios, criterion, round_to)
-        )
+        pruned, removed = _prune(model, ratio, layer_ratios, criterion, round_to, allocation, spare)
         yield Progress(done, total, f"measuring {label}")
-        point = yield from relay(_measure(pruned, ratio, samples, size, label, False, t0), done, total)
-        points.append(point)
+        job = _measure(pruned, ratio, samples, size, label, "raw", t0, None, removed)
+        raw = yield from relay(job, done, total)
+        points.append(raw)
         done += 1
-        yield _point_event(point, done, total, f"{label}: {point.latency_ms:.1f} ms, EPE {point.epe:.2f}")
-        if finetune_steps > 0:
+        yield _point_event(raw, done, total, f"{label}: {raw.latency_ms:.1f} ms, EPE {raw.epe:.2f}")
+        start = pruned
+        if calib is not None:
             t0 = time.perf_counter()
-            tuned = yield from relay(
-                _finetune(pruned, finetune_steps, teacher, data, train_overrides or {}), done, total
+            yield Progress(done, total, f"{label}: re-estimating BatchNorm statistics")
+            start = _recalibrated(pruned, calib)
+            point = yield from relay(
+                _measure(start, ratio, samples, size, label, "recalibrated", t0, raw), done, total
             )
-            point = yield from relay(_measure(tuned, ratio, samples, size, label, True, t0), done, total)
             points.append(point)
             done += 1
-            yield _point_event(point, done, total, f"{label} fine-tuned: EPE {point.epe:.2f}")
+            yield _point_event(point, done, total, f"{label} recalibrated: EPE {point.epe:.2f}")
+        starts.append((start, raw, label, ratio))
+    if steps > 0:
+        for start, raw, label, ratio in starts:
+            t0 = time.perf_counter()
+            tune = _finetune(start, steps, teacher, data, train_overrides or {})
+            tuned = yield from relay(tune, done, total)
+            point = yield from relay(
+                _measure(tuned, ratio, samples, size, label, "recovered", t0, raw), done, total
+            )
+            points.append(point)
+            done += 1
+            yield _point_event(point, done, total, f"{label} recovered: EPE {point.epe:.2f}")
     pareto_front(points)
     yield Progress(total, total, "done", kind="done")
     return points
+
+
+# A recovery fine-tune is short: no validation at the start, one pair at the end (the sweep measures itself);
+# fp32, because bf16 autocast ("auto" on a bf16 machine) turned the loss of a pruned student to NaN at step 2
+# of a 30-step recovery (measured here).
+RECOVERY_OVERRIDES: dict[str, Any] = {"val_at_start": False, "val_pairs": 1, "precision": "fp32"}
 
 
 def _finetune(
@@ -294,6 +432,8 @@ def _finetune(
         start = Path(tmp) / "start"
         save_model(model, start, {"note": "sweep fine-tune start"})
         spec = str(data) if isinstance(data, str | Path) else "synthetic"
-        config = finetune_config(TrainConfig, start, teacher, spec, steps, dict(overrides))
+        config = finetune_config(
+            TrainConfig, start, teacher, spec, steps, {**RECOVERY_OVERRIDES, **dict(overrides)}
+        )
         result = yield from train(config, Path(tmp) / "run")
         return load_model(str(result))

@@ -56,6 +56,10 @@ class TrainConfig:
     `precision` "auto" resolves to "bf16" where bf16 kernels are native, else "fp32". Synthetic data is a
     fixed set of `synthetic_pairs` generated pairs; up to `cache_mb` of training pairs stay in memory. A data
     spec may also be a side-by-side stereo video (unlabelled: distillation only; `video_frames` frames).
+    `prune_ready` adds group-sparsity regularisation over the pruning engine's groups so that pruning at
+    `target_ratio` (fraction of MACs) costs little (`sparsity_method`, `sparsity_reg`: see
+    `engine.losses.PruneReadyRegularizer`); the group norms go to metrics.jsonl as kind "sparsity" rows (and
+    kind "sparsity" progress events) every `log_interval` steps.
     """
 
     arch: str | None = "student"
@@ -91,6 +95,11 @@ class TrainConfig:
     cache_mb: int = 2000
     synthetic_size: tuple[int, int] | None = None
     augment: bool = True
+    # prune-ready training (`engine.losses.PruneReadyRegularizer`): group sparsity so pruning costs little
+    prune_ready: bool = False
+    sparsity_reg: float = 20.0
+    target_ratio: float = 0.5  # fraction of MACs the student is made ready to lose
+    sparsity_method: str = "group"
 
     def resolved(self) -> TrainConfig:
         """A copy with automatic loss weights filled in and the values checked."""
@@ -124,6 +133,18 @@ class TrainConfig:
                 problems.append(f"{name} must be at least 1")
         if min(cfg.crop) < 16:
             problems.append(f"crop {cfg.crop} is too small (at least 16x16)")
+        if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+            problems.append(f"lr must be a positive finite number, got {cfg.lr}")
+        if cfg.prune_ready:
+            from stereo_studio.engine.losses import SPARSITY_METHODS
+
+            if cfg.sparsity_method not in SPARSITY_METHODS:
+                problems.append(f"unknown sparsity method '{cfg.sparsity_method}' "
+                                f"({', '.join(SPARSITY_METHODS)})")
+            if not (math.isfinite(cfg.sparsity_reg) and cfg.sparsity_reg >= 0):
+                problems.append(f"sparsity_reg must be a finite number >= 0, got {cfg.sparsity_reg}")
+            if not 0.0 < cfg.target_ratio < 1.0:
+                problems.append(f"target_ratio must be in (0, 1), got {cfg.target_ratio}")
         if problems:
             raise TrainingError("bad training config: " + "; ".join(problems))
         return cfg
@@ -489,6 +510,14 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
             projector.load_state_dict(state["projector"])
         optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
+    sparsity = None
+    if cfg.prune_ready:
+        from stereo_studio.engine.losses import SPARSITY_RAMP, SPARSITY_UPDATE_STEPS, PruneReadyRegularizer
+
+        yield Progress(step=start_step, total=cfg.steps, kind="log", message="building the sparsity groups")
+        sparsity = PruneReadyRegularizer(student, cfg.sparsity_reg, cfg.target_ratio, cfg.sparsity_method)
+        if state is not None and state.get("sparsity"):
+            sparsity.load_state(state["sparsity"])
     model = ddp.wrap_model(trainee, info)
 
     yield Progress(step=start_step, total=cfg.steps, kind="log", message="opening data")
@@ -542,6 +571,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
                 yield Progress(step=step, total=cfg.steps, kind="log", message="waiting for data")
                 continue
             _, batch = got
+            if sparsity is not None and step % SPARSITY_UPDATE_STEPS == 0:
+                sparsity.update()  # a pure function of the weights at this step: resuming is exact
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -576,6 +607,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
             loss.backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(trainee.parameters(), cfg.grad_clip)
+            if sparsity is not None:
+                sparsity.regularize()
             values = torch.stack([loss.detach(), *[v.detach() for v in parts.values()]])
             reported = ddp.all_reduce_mean(values, info)
             loss_value = float(reported[0])
@@ -586,6 +619,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
                     _append_jsonl(metrics_path, {"kind": "error", "step": step + 1, "message": message})
                 raise TrainingError(message)
             optimizer.step()
+            if sparsity is not None:
+                sparsity.after_step(lr, min(1.0, (step + 1) / max(1.0, SPARSITY_RAMP * cfg.steps)))
             step += 1
             dt = time.monotonic() - t0
             rate = 1.0 / dt if rate is None else 0.9 * rate + 0.1 / dt
@@ -599,10 +634,17 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
                 row.update({k: float(np.mean(v)) for k, v in window.items()})
                 _append_jsonl(metrics_path, row)
                 window.clear()
+                if sparsity is not None:
+                    stats = sparsity.stats()
+                    _append_jsonl(metrics_path, {"kind": "sparsity", "step": step, **stats})
+                    yield Progress(step=step, total=cfg.steps, kind="sparsity", metrics=stats,
+                                   message=f"channels meant to go: median norm {stats['go_norm_median']:.3f} "
+                                   f"of their layer's, {stats['go_shrunk']:.0%} shrunk")
             if validator is not None and (step % cfg.val_interval == 0 or step == cfg.steps):
                 last_val = yield from validate(step)
             if info.is_main and (step % cfg.ckpt_interval == 0 or step == cfg.steps):
-                _write_checkpoint(ckpt_path, cfg, step, student, projector, optimizer, last_val)
+                _write_checkpoint(ckpt_path, cfg, step, student, projector, optimizer, last_val,
+                                  sparsity.state() if sparsity is not None else None)
                 last_ckpt = str(ckpt_path)
                 _append_jsonl(metrics_path, {"kind": "checkpoint", "step": step, "path": last_ckpt})
                 yield Progress(step=step, total=cfg.steps, kind="checkpoint", message=f"saved {ckpt_path}",
@@ -613,6 +655,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
 
             meta = {"trained_steps": cfg.steps, "teacher": cfg.teacher, "data": cfg.data,
                     "run": str(run_dir), **{k: v for k, v in last_val.items()}}
+            if sparsity is not None:
+                meta["prune_ready"] = {"method": cfg.sparsity_method, "reg": cfg.sparsity_reg,
+                                       "target_ratio": cfg.target_ratio, **sparsity.stats()}
             save_model(student.eval(), model_dir, meta)
             summary = {"model": str(model_dir), "steps": cfg.steps, "resumed_from": start_step,
                        "train_time_s": round(time.monotonic() - t_start, 2), "it_s": rate,
@@ -651,7 +696,7 @@ def _append_jsonl(path: Path, row: dict[str, Any]) -> None:
 
 def _write_checkpoint(path: Path, cfg: TrainConfig, step: int, student: nn.Module,
                       projector: nn.Module | None, optimizer: torch.optim.Optimizer,
-                      last_val: dict[str, float]) -> None:
+                      last_val: dict[str, float], sparsity: dict[str, list[int]] | None = None) -> None:
     state = {
         "version": 1,
         "step": step,
@@ -664,10 +709,14 @@ def _write_checkpoint(path: Path, cfg: TrainConfig, step: int, student: nn.Modul
         "config": json.dumps(cfg.to_dict(), sort_keys=True),
         "last_val": {k: float(v) for k, v in last_val.items()},
     }
+    if sparsity is not None:
+        state["sparsity"] = sparsity
     save_checkpoint(state, path)
 
 
 def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    defaults = TrainConfig().to_dict()  # a run saved before a field existed ran with its default
+    saved = {**{k: v for k, v in defaults.items() if k not in saved and current.get(k) == v}, **saved}
     keys = sorted((set(saved) | set(current)) - set(RESUMABLE_CHANGES))
     return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
 
@@ -680,7 +729,12 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, ckpt_path: Path, resume: b
     if resume:
         if not config_path.is_file():
             raise TrainingError(f"nothing to resume: {run_dir} holds no config.json")
-        saved = json.loads(config_path.read_text())
+        try:
+            saved = json.loads(config_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TrainingError(f"cannot resume {run_dir}: {config_path} is unreadable ({exc})") from exc
+        if not isinstance(saved, dict):
+            raise TrainingError(f"cannot resume {run_dir}: {config_path} is not a training config")
         diff = _config_differences(saved, current)
         if diff:
             raise TrainingError(f"cannot resume {run_dir}: the config differs from the saved run ("

@@ -43,18 +43,27 @@ def run(
     size: tuple[int, int] | None = None,
     settings_path: str | None = None,
     quick: bool = False,
+    sizes: list[tuple[int, int]] | None = None,
+    data: str | None = None,
 ) -> int:
     """Open the window. With `screenshot`: wait for the first disparity maps of every default model, show
     `panel` (a name, a comma-separated list or "all"; OUT then contains "{panel}"), wait for the panel's
-    content (unless `quick`), save a PNG of the whole window per panel and return 0.
-    `size` = (width, height)."""
-    from stereo_studio.gui.main_window import PANELS, MainWindow
+    content (unless `quick`), save a PNG of the whole window per panel and return 0; with several `sizes`
+    one set per size (OUT then contains "{size}", e.g. shots/{size}/{panel}.png).
+    `size` = (width, height); `data`: the data source to open (default synthetic)."""
+    from stereo_studio.gui.main_window import MainWindow
+    from stereo_studio.gui.panels import PANELS, panel_spec
     from stereo_studio.gui.settings import Settings
 
     panels = _panels(panel, PANELS)
     if screenshot and len(panels) > 1 and "{panel}" not in screenshot:
         raise StereoStudioError(
             "several panels need '{panel}' in the screenshot name, e.g. shots/{panel}.png"
+        )
+    sizes = list(sizes or ([size] if size is not None else []))
+    if screenshot and len(sizes) > 1 and "{size}" not in screenshot:
+        raise StereoStudioError(
+            "several sizes need '{size}' in the screenshot name, e.g. shots/{size}/{panel}.png"
         )
     app = create_app()
     if screenshot:
@@ -65,9 +74,9 @@ def run(
         settings = Settings(Path(tmp.name) / "settings.ini")
     else:
         settings = Settings(settings_path)
-    window = MainWindow(settings, restore=not screenshot)
-    if size is not None:
-        window.resize(*size)
+    window = MainWindow(settings, restore=not screenshot, data=data)
+    if sizes:
+        window.resize(*sizes[0])
     window.show()
     if not screenshot:
         return app.exec()
@@ -75,41 +84,31 @@ def run(
         if not _wait(app, lambda: window.preview.frames_drawn > 0, READY_TIMEOUT_S):
             raise StereoStudioError(f"no disparity map was drawn within {READY_TIMEOUT_S:.0f} s")
         _wait(app, window.preview.complete, 120.0)
-        for name in panels or ["preview"]:
-            window.show_panel(name)
-            if not quick:
-                _wait(app, lambda n=name: window.panel_ready(n), 120.0)
-                _stage(app, window, name, tmp.name)
-            _wait(app, lambda: False, 0.4)  # let the last paint land
-            out = Path(screenshot.replace("{panel}", name))
-            out.parent.mkdir(parents=True, exist_ok=True)
-            if not window.grab().save(str(out)):
-                raise StereoStudioError(f"could not write the screenshot to {out}")
-            print(out, flush=True)
+        staged: set[str] = set()
+        for width_height in sizes or [None]:
+            if width_height is not None:
+                window.resize(*width_height)
+                window.fit_docks()
+            for name in panels or ["preview"]:
+                window.show_panel(name)
+                if not quick:
+                    _wait(app, lambda n=name: window.panel_ready(n), 120.0)
+                    stage = panel_spec(name).stage
+                    if stage is not None and name not in staged:  # once: the next sizes show the same
+                        staged.add(name)
+                        stage(window, lambda done, t: _wait(app, done, t), tmp.name)
+                _wait(app, lambda: False, 0.4)  # let the last paint land
+                w, h = width_height or (window.width(), window.height())
+                tag = f"{w}x{h}"
+                out = Path(screenshot.replace("{panel}", name).replace("{size}", tag))
+                out.parent.mkdir(parents=True, exist_ok=True)
+                if not window.grab().save(str(out)):
+                    raise StereoStudioError(f"could not write the screenshot to {out}")
+                print(out, flush=True)
     finally:
         window.close()
         app.processEvents()
     return 0
-
-
-def _stage(app: QApplication, window, name: str, scratch: str) -> None:
-    """Give a panel something to show in a full screenshot: a few pruning points, a short distillation."""
-    if name == "pruning":
-        panel = window.pruning
-        for ratio in (0.25, 0.5, 0.7):
-            count = len(panel.points)
-            panel.slider.setValue(ratio)
-            _wait(app, lambda c=count: len(panel.points) > c, 60.0)
-    elif name == "distill":
-        panel = window.distill
-        panel.run_root.setText(scratch)
-        panel.steps.setValue(60)
-        panel.val_interval.setValue(15)
-        panel.batch.setValue(2)
-        panel.crop_h.setValue(96)
-        panel.crop_w.setValue(160)
-        panel.start()
-        _wait(app, lambda: not panel.running(), 180.0)
 
 
 def _panels(text: str | None, known: tuple[str, ...]) -> list[str]:

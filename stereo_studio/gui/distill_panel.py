@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from stereo_studio.gui import format as fmt
-from stereo_studio.gui import theme
+from stereo_studio.gui import model_picker, theme
 from stereo_studio.gui.studio import Studio
 from stereo_studio.gui.workers import JobRecord
 
@@ -42,6 +42,12 @@ WIDTH_KNOBS = [  # (config key, label, tooltip)
     ("corr_channels", "correlation channels", "Feature channels used by the correlation"),
     ("refine_channels", "refinement width", "Channels of the full-resolution refinement"),
     ("low_res_channels", "1/8-res branch width", "Channels of the low-resolution branch (0 = none)"),
+]
+SPARSITY_CURVES = [  # (metric of a kind="sparsity" event, legend) -- group norms relative to the layer's kept
+    ("go_norm_median", "going: median norm"),
+    ("go_norm_q90", "going: 90th percentile"),
+    ("keep_norm_q10", "kept: 10th percentile"),
+    ("go_shrunk", "going: fraction shrunk"),
 ]
 
 
@@ -68,9 +74,11 @@ def _dspin(
 
 def _run_job(config: Any, run_dir: str, resume: bool):
     """Job (worker thread): distill / train with the engine and return the saved model folder."""
+    from stereo_studio import runtime
     from stereo_studio.engine.training import train
 
-    return (yield from train(config, run_dir, resume=resume))
+    with runtime.training_running():  # latency measurements queue behind it or are marked contended
+        return (yield from train(config, run_dir, resume=resume))
 
 
 def _resume_job(run_dir: str, threads: int | None):
@@ -87,7 +95,10 @@ def _resume_job(run_dir: str, threads: int | None):
         raise StereoStudioError(f"{path} is not a valid run config: {exc}") from exc
     if threads:
         config.threads = threads
-    return (yield from train(config, run_dir, resume=True))
+    from stereo_studio import runtime
+
+    with runtime.training_running():
+        return (yield from train(config, run_dir, resume=True))
 
 
 class DistillPanel(QWidget):
@@ -109,7 +120,10 @@ class DistillPanel(QWidget):
         from stereo_studio.models.registry import architecture_names, default_config
 
         self.teacher = QComboBox()
-        self.teacher.setToolTip("The model whose outputs the student learns to reproduce (teacher-output L1)")
+        self.teacher.setToolTip(
+            "The model whose outputs the student learns to reproduce (teacher-output L1): a trained network, "
+            "a custom architecture or an ONNX network (outputs only)"
+        )
         self._teacher_touched = False
         self.teacher.activated.connect(lambda _: setattr(self, "_teacher_touched", True))
         self.start_from = QComboBox()
@@ -171,6 +185,36 @@ class DistillPanel(QWidget):
         tf.addRow("threads", self.threads)
         tf.addRow("runs folder", self.run_root)
 
+        from stereo_studio.engine.losses import SPARSITY_METHODS
+        from stereo_studio.engine.training import TrainConfig
+
+        self.prune_ready = QGroupBox("Prune-ready training")
+        self.prune_ready.setCheckable(True)
+        self.prune_ready.setChecked(False)
+        self.prune_ready.setToolTip(
+            "Group-sparsity regularisation over the pruning engine's channel groups: the channels a pruning "
+            "at the target ratio would remove shrink during training, so pruning them later costs little"
+        )
+        self.sparsity_reg = _dspin(
+            0.0, 10_000.0, TrainConfig.sparsity_reg, "Regularisation strength (sparsity_reg)", 2, 5.0
+        )
+        self.target_ratio = _dspin(
+            0.05, 0.95, TrainConfig.target_ratio,
+            "Fraction of the MACs the student is made ready to lose (as the Pruning panel's slider)", 2, 0.05,
+        )
+        self.sparsity_method = QComboBox()
+        self.sparsity_method.addItems(list(SPARSITY_METHODS))
+        self.sparsity_method.setCurrentText(TrainConfig.sparsity_method)
+        self.sparsity_method.setToolTip(
+            "group: shrink the groups a plan at the target would remove (re-chosen every 100 steps); "
+            "groupnorm: group lasso on every group; bn: L1 on BatchNorm scales (network slimming)"
+        )
+        pf = QFormLayout(self.prune_ready)
+        pf.addRow("strength", self.sparsity_reg)
+        pf.addRow("target MACs removed", self.target_ratio)
+        pf.addRow("method", self.sparsity_method)
+        self.prune_ready.toggled.connect(lambda on: self.sparsity_plot.setVisible(on or bool(self._sparsity)))
+
         self.start_btn = QPushButton("Start")
         self.start_btn.setProperty("primary", True)
         self.start_btn.setToolTip("Start distilling (Ctrl+Return)")
@@ -192,7 +236,7 @@ class DistillPanel(QWidget):
         sl = QVBoxLayout(settings)
         sl.addWidget(model_box)
         sl.addWidget(train_box)
-        sl.addLayout(buttons)
+        sl.addWidget(self.prune_ready)
         sl.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(settings)
@@ -243,24 +287,42 @@ class DistillPanel(QWidget):
         rl.addWidget(self.progress)
         rl.addWidget(self.loss_plot, 3)
         rl.addWidget(self.val_plot, 2)
+        self.sparsity_plot = pg.PlotWidget(title="prune-ready: group norms")
+        self.sparsity_plot.setLabel("bottom", "step")
+        self.sparsity_plot.setLabel("left", "norm / layer's kept median")
+        self.sparsity_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.sparsity_plot.addLegend(offset=(-10, 10))
+        self.sparsity_plot.setToolTip(
+            "Group norms of the channels meant to go (relative to their layer's kept channels) as training "
+            "goes: they should fall towards 0 while the kept ones stay near 1; 'fraction shrunk' counts the "
+            "going channels already below 5 %"
+        )
+        self.sparsity_plot.setVisible(False)
+        self._sparsity = False
+        rl.addWidget(self.sparsity_plot, 2)
 
         layout = QHBoxLayout(self)
-        layout.addWidget(scroll)
+        left = QVBoxLayout()  # the settings scroll on a small screen; Start / Pause / Cancel stay in view
+        left.addWidget(scroll, 1)
+        left.addLayout(buttons)
+        layout.addLayout(left)
         layout.addWidget(right, 1)
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.start)
         QShortcut(QKeySequence("Ctrl+P"), self, activated=self.toggle_pause)
-        QShortcut(QKeySequence("Ctrl+."), self, activated=self.cancel)
+        # Ctrl+. is the window's one Cancel shortcut (MainWindow.cancel_shortcut): it reaches `cancel`
         self._update_buttons()
 
     # ----- bindings
     def _models_changed(self) -> None:
-        """Teachers and starting points must be saved models (bundled or folders), not untrained ones."""
+        """Teachers and starting points must be saved models (bundled or folders), not untrained ones; an
+        ONNX network can teach (outputs only) but never be the student."""
         nets = [m for m in self.studio.networks() if not m.untrained]
+        teachers = model_picker.teacher_entries(self.studio)  # trained networks + ONNX networks
         current_t, current_s = self.teacher.currentText(), self.start_from.currentText()
         self.teacher.blockSignals(True)
         self.teacher.clear()
-        self.teacher.addItems([m.key for m in nets] + [NO_TEACHER])
-        teacher_default = next((m.key for m in nets if m.role == "teacher"), NO_TEACHER)
+        self.teacher.addItems([m.key for m in teachers] + [NO_TEACHER])
+        teacher_default = next((m.key for m in teachers if m.role == "teacher"), NO_TEACHER)
         keep = self._teacher_touched and self.teacher.findText(current_t) >= 0
         self.teacher.setCurrentText(current_t if keep else teacher_default)
         self.teacher.blockSignals(False)
@@ -286,6 +348,7 @@ class DistillPanel(QWidget):
         teacher_key = self.teacher.currentText()
         teacher = self.studio.entry(teacher_key)
         start = self.studio.entry(self.start_from.currentText())
+        model_picker.check_student(start)  # an ONNX network is frozen: never a student
         defaults = default_config(self.arch.currentText())
         overrides = {
             k: w.value() for k, w in self.knobs.items() if w.isEnabled() and w.value() != defaults.get(k)
@@ -307,6 +370,10 @@ class DistillPanel(QWidget):
             log_interval=max(1, min(10, self.steps.value())),
             val_pairs=4,
             threads=self.threads.value(),
+            prune_ready=self.prune_ready.isChecked(),
+            sparsity_reg=self.sparsity_reg.value(),
+            target_ratio=self.target_ratio.value(),
+            sparsity_method=self.sparsity_method.currentText(),
         )
 
     def running(self) -> bool:
@@ -343,6 +410,8 @@ class DistillPanel(QWidget):
         for line in self.lines.values():
             line.setData([], [])
         self.val_label.setText("–")
+        self._sparsity = False
+        self.sparsity_plot.setVisible(self.prune_ready.isChecked())
         self.job = self.studio.jobs.start(
             title,
             factory,
@@ -385,7 +454,7 @@ class DistillPanel(QWidget):
             self.lines[name] = plot.plot(
                 [],
                 [],
-                name=name,
+                name=dict(SPARSITY_CURVES).get(name, name),
                 pen=pg.mkPen(color, width=2),
                 symbol="o" if plot is self.val_plot else None,
                 symbolSize=6,
@@ -419,6 +488,14 @@ class DistillPanel(QWidget):
             epe = next((m[k] for k in m if "epe" in k), None)
             if epe is not None:
                 self.val_label.setText(fmt.number(epe, 2, " px"))
+        elif event.kind == "sparsity":
+            self._sparsity = True
+            self.sparsity_plot.setVisible(True)
+            for i, (key, _legend) in enumerate(SPARSITY_CURVES):
+                if key in m:
+                    self._add(self.sparsity_plot, key, theme.MODEL_COLORS[i], event.step, m[key])
+            if event.message:
+                self.state.setText(event.message)
         elif event.kind == "checkpoint":
             self.last_checkpoint = str(event.payload or "")
             self.state.setText(f"checkpoint saved at step {event.step}")

@@ -1,6 +1,10 @@
-"""Channel importance panel: per-layer channel importance of a model under a criterion, as an overview
-heat map (layers x channels sorted by importance) and a per-layer bar chart; channels the current pruning
-ratio removes are highlighted; hovering names the layer and channel."""
+"""Channel importance panel: per-layer channel importance of a model under a criterion (the engine's one
+registry), as an overview heat map (layers x channels, most important first) on a scale that separates
+channels (`ImportanceReport.display_scores`: each channel's place in the global ranking the pruning plan
+uses, or its rank within its layer) and a per-layer bar chart of the raw scores. The channels the pruning
+plan removes at the highlighted MAC reduction are marked (`report.removed`), each layer says what the plan
+does to it ("removes 8 of 16 (ratio 0.30 → 0.50 after rounding)") under the plan's summary, protected layers
+are grayed with the reason, and a criterion that cannot score a layer says what it used instead."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QListWidgetItem,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -23,10 +28,17 @@ from PySide6.QtWidgets import (
 )
 
 from stereo_studio.gui import theme
-from stereo_studio.gui.pruning_panel import CRITERIA
+from stereo_studio.gui.pruning_plan import arrows, criterion_choices
 from stereo_studio.gui.studio import Studio
 from stereo_studio.gui.widgets.image_views import pg_colormap
 from stereo_studio.gui.workers import JobRecord
+
+SCALES = [  # (display_scores mode, combo label, colour bar label)
+    ("rank", "global rank", "global rank: 0 = pruned first"),
+    ("layer", "rank in layer", "rank within the layer: 0 = least important"),
+]
+REMOVED_RGBA = (255, 60, 60, 170)
+PROTECTED_RGBA = (*pg.mkColor(theme.MUTED).getRgb()[:3], 110)
 
 
 @dataclass
@@ -35,37 +47,43 @@ class ImportanceView:
 
     report: Any
     names: list[str]
-    heat: np.ndarray  # layers x max channels: scores sorted descending, scaled to each layer's max; NaN pad
+    heat: np.ndarray  # layers x max channels: display scores, most important first; NaN: protected / padding
     order: list[np.ndarray]  # per layer: channel index at each sorted position
     protected: list[bool]
+    scale: str = "rank"
 
 
-def compute_view(model: Any, criterion: str) -> ImportanceView:
+def compute_view(model: Any, criterion: str, scale: str = "rank") -> ImportanceView:
     """Job body: the engine's channel importance, arranged for the heat map."""
     import copy
 
     from stereo_studio.engine.importance import channel_importance
 
     report = channel_importance(copy.deepcopy(model), criterion)
+    return arrange(report, scale)
+
+
+def arrange(report: Any, scale: str = "rank") -> ImportanceView:
+    """The heat map of `report` on a display scale (`report.display_scores(scale)`), each row sorted with
+    the most important channel first."""
+    shown = report.display_scores(scale)
     width = max((layer.channels for layer in report.layers), default=1)
     heat = np.full((len(report.layers), width), np.nan, dtype=np.float32)
     order = []
-    for i, layer in enumerate(report.layers):
-        idx = np.argsort(-np.asarray(layer.scores), kind="stable")
-        top = float(np.max(layer.scores)) if layer.channels else 1.0
-        heat[i, : layer.channels] = np.asarray(layer.scores)[idx] / (top if top > 0 else 1.0)
+    for i, (layer, values) in enumerate(zip(report.layers, shown, strict=True)):
+        if layer.protected:
+            idx = np.arange(layer.channels)
+        else:
+            idx = np.argsort(-np.asarray(values), kind="stable")
+            heat[i, : layer.channels] = np.asarray(values)[idx]
         order.append(idx)
-    return ImportanceView(
-        report,
-        [layer.name for layer in report.layers],
-        heat,
-        order,
-        [layer.protected for layer in report.layers],
-    )
+    names = [layer.name for layer in report.layers]
+    return ImportanceView(report, names, heat, order, [layer.protected for layer in report.layers], scale)
 
 
 class ImportancePanel(QWidget):
-    """Model + criterion + ratio on top; heat map left, layer list and bar chart right."""
+    """Model + criterion + MAC reduction + scale on top; the plan's summary; heat map left, the layers and
+    the bar chart of one right."""
 
     def __init__(self, studio: Studio, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +92,7 @@ class ImportancePanel(QWidget):
         self._job: JobRecord | None = None
         self._pending = False
         self._stale = True
+        self._plans: dict[float, tuple[dict[str, np.ndarray], Any]] = {}
         self._build()
         studio.models_changed.connect(self._models_changed)
         self._models_changed()
@@ -85,19 +104,31 @@ class ImportancePanel(QWidget):
         self._model_touched = False
         self.model.activated.connect(lambda _: setattr(self, "_model_touched", True))
         self.criterion = QComboBox()
-        for key, label in CRITERIA:
+        for key, label in criterion_choices():
             self.criterion.addItem(label, key)
-        self.criterion.setToolTip("Importance criterion: L1 / L2 weight magnitude, BN scale, Taylor, LAMP")
+        self.criterion.setToolTip("Importance criterion (the engine's registry): which channels go first")
         self.criterion.currentIndexChanged.connect(lambda _: self.compute())
         self.ratio = QDoubleSpinBox()
         self.ratio.setRange(0.0, 0.9)
         self.ratio.setSingleStep(0.05)
         self.ratio.setValue(float(self.studio.settings.get("pruning/ratio", 0.3) or 0.3))
-        self.ratio.setToolTip("Pruning ratio whose removed channels are highlighted (red)")
+        self.ratio.setToolTip(
+            "Fraction of the MACs the pruning plan removes (the Pruning panel's slider): its removed "
+            "channels are marked red"
+        )
         self.ratio.valueChanged.connect(lambda _: self._highlight())
+        self.scale = QComboBox()
+        for mode, label, _bar in SCALES:
+            self.scale.addItem(label, mode)
+        self.scale.setToolTip(
+            "Heat map scale: a channel's place in the global ranking the pruning plan uses (channels below "
+            "the removed fraction go first), or its rank within its layer. Raw magnitudes crowd near the "
+            "top and hide the differences"
+        )
+        self.scale.currentIndexChanged.connect(lambda _: self._rescale())
         refresh = QPushButton("Recompute")
         refresh.setToolTip("Score the channels again (e.g. after the model changed)")
-        refresh.clicked.connect(self.compute)
+        refresh.clicked.connect(lambda: self.compute(force=True))
         self.info = QLabel("")
         self.info.setProperty("role", "caption")
         top = QHBoxLayout()
@@ -106,18 +137,22 @@ class ImportancePanel(QWidget):
             self.model,
             QLabel("criterion"),
             self.criterion,
-            QLabel("highlight ratio"),
+            QLabel("MACs removed"),
             self.ratio,
+            QLabel("scale"),
+            self.scale,
             refresh,
         ):
             top.addWidget(w)
         top.addStretch(1)
         top.addWidget(self.info)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.summary.setToolTip("What the pruning plan does at this MAC reduction (the engine's plan)")
 
         self.heat_widget = pg.GraphicsLayoutWidget()
         self.heat_plot = self.heat_widget.addPlot(row=0, col=0)
         self.heat_plot.setLabel("bottom", "channels, most important first")
-        self.heat_plot.setLabel("left", "layer")
         self.heat_plot.invertY(True)
         self.heat_plot.setMouseEnabled(x=True, y=True)
         self.heat = pg.ImageItem(axisOrder="row-major")
@@ -125,28 +160,24 @@ class ImportancePanel(QWidget):
         self.overlay = pg.ImageItem(axisOrder="row-major")
         self.heat_plot.addItem(self.overlay)
         self.colorbar = pg.ColorBarItem(
-            values=(0, 1),
-            colorMap=pg_colormap("viridis"),
-            interactive=False,
-            label="score / layer max",
-            width=14,
+            values=(0, 1), colorMap=pg_colormap("viridis"), interactive=False, label=SCALES[0][2], width=14
         )
         self.colorbar.setImageItem(self.heat)
         self.heat_widget.addItem(self.colorbar, row=0, col=1)
         self.heat_widget.setToolTip(
-            "Rows: layers; columns: channels sorted by importance; red: removed at "
-            "the highlight ratio; hover for names, click a row for its bars"
+            "Rows: layers; columns: channels, most important first; red: removed at this MAC reduction; "
+            "gray: protected layers (never pruned). Hover for names, click a row for its bars"
         )
         self.heat_widget.scene().sigMouseMoved.connect(self._hover_heat)
         self.heat_widget.scene().sigMouseClicked.connect(self._click_heat)
 
         self.layers = QListWidget()
-        self.layers.setToolTip("Prunable layers (protected ones are greyed)")
+        self.layers.setToolTip("What the plan does to each layer; grayed layers are protected (hover: why)")
         self.layers.currentRowChanged.connect(lambda _: self._draw_bars())
         self.bars_plot = pg.PlotWidget()
         self.bars_plot.setLabel("bottom", "channel index")
-        self.bars_plot.setLabel("left", "importance")
-        self.bars_plot.setToolTip("Importance of each channel of the selected layer; red ones are removed")
+        self.bars_plot.setLabel("left", "importance (raw score)")
+        self.bars_plot.setToolTip("Raw importance of each channel of the selected layer; red: removed")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8)
         self.bars_plot.addItem(self.bars)
         self.bars_plot.getAxis("bottom").enableAutoSIPrefix(False)
@@ -166,6 +197,7 @@ class ImportancePanel(QWidget):
         split.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.summary)
         layout.addWidget(split, 1)
         layout.addWidget(self.readout)
 
@@ -211,6 +243,7 @@ class ImportancePanel(QWidget):
             compute_view,
             entry.model,
             criterion,
+            self.scale.currentData(),
             on_result=self._show,
             on_error=self._failed,
             on_finished=lambda _r: self.compute() if self._pending else None,
@@ -220,46 +253,97 @@ class ImportancePanel(QWidget):
         self.info.setText("")
         self.studio.message.emit("error", f"channel importance: {text}")
 
+    def _rescale(self) -> None:
+        if self.view is not None:
+            self._show(arrange(self.view.report, self.scale.currentData()))
+
     def _show(self, view: ImportanceView) -> None:
         self.view = view
+        self._plans.clear()
         self.heat.setImage(view.heat, autoLevels=False, levels=(0.0, 1.0))
         self.colorbar.setLevels((0.0, 1.0))
+        bar_label = next(b for mode, _l, b in SCALES if mode == view.scale)
+        self.colorbar.getAxis("left").setLabel(bar_label)
         self.heat_plot.getAxis("left").setTicks([[(i + 0.5, n) for i, n in enumerate(view.names)]])
         self.heat_plot.autoRange(padding=0.0)
-        first = next((i for i, p in enumerate(view.protected) if not p), 0)
+        removed = self.removed()  # first shown: a layer the plan cuts, else the first unprotected one
+        first = next((i for i, n in enumerate(view.names) if len(removed.get(n, ()))), None)
+        first = first if first is not None else next((i for i, p in enumerate(view.protected) if not p), 0)
         row = self.layers.currentRow() if self.layers.currentRow() >= 0 else first
         self.layers.blockSignals(True)
         self.layers.clear()
-        for name, protected in zip(view.names, view.protected, strict=True):
-            self.layers.addItem(name + ("  (protected)" if protected else ""))
-            if protected:
-                self.layers.item(self.layers.count() - 1).setForeground(pg.mkColor(theme.MUTED))
+        for layer in view.report.layers:
+            item = QListWidgetItem(layer.name)
+            if layer.protected:
+                item.setForeground(pg.mkColor(theme.MUTED))
+            self.layers.addItem(item)
         self.layers.blockSignals(False)
         self.layers.setCurrentRow(min(row, len(view.names) - 1))
+        report = view.report
+        fallbacks = [layer for layer in report.layers if layer.fallback]
         self.info.setText(
-            f"{view.report.criterion}: {len(view.names)} layers scored in {view.report.seconds:.2f} s"
+            f"{report.criterion}: {len(view.names)} layers scored in {report.seconds:.2f} s"
+            + (f" · {len(fallbacks)} scored by {fallbacks[0].fallback} instead" if fallbacks else "")
         )
         self._highlight()
 
+    def plan_at(self, ratio: float) -> tuple[dict[str, np.ndarray], Any]:
+        """(removed channels per layer, the engine's plan) at a MAC reduction (milliseconds; cached)."""
+        key = round(float(ratio), 4)
+        if key not in self._plans:
+            report = self.view.report
+            plan = report.plan(ratio) if report.graph is not None and ratio > 0 else None
+            self._plans[key] = (report.removed(ratio) if ratio > 0 else {}, plan)
+        return self._plans[key]
+
     def removed(self) -> dict[str, np.ndarray]:
-        return self.view.report.removed(self.ratio.value()) if self.view is not None else {}
+        return self.plan_at(self.ratio.value())[0] if self.view is not None else {}
+
+    def describe(self, name: str) -> str:
+        """What the plan does to layer `name`, as the engine says it (arrow for display)."""
+        if self.view is None:
+            return ""
+        layer = next(layer for layer in self.view.report.layers if layer.name == name)
+        _removed, plan = self.plan_at(self.ratio.value())
+        if layer.protected:
+            return f"protected ({layer.reason})" if layer.reason else "protected"
+        if plan is None:
+            return f"keeps all {layer.channels}"
+        return arrows(plan.layer(name).describe())
 
     def _highlight(self) -> None:
         if self.view is None:
             return
-        removed = self.removed()
+        removed, plan = self.plan_at(self.ratio.value())
         rgba = np.zeros((*self.view.heat.shape, 4), dtype=np.uint8)
-        for i, name in enumerate(self.view.names):
-            gone = removed.get(name)
+        for i, layer in enumerate(self.view.report.layers):
+            if layer.protected:
+                rgba[i, : layer.channels] = PROTECTED_RGBA
+                continue
+            gone = removed.get(layer.name)
             if gone is not None and len(gone):
                 order = self.view.order[i]
-                rgba[i, : len(order)][np.isin(order, gone)] = (255, 60, 60, 150)
+                rgba[i, : len(order)][np.isin(order, gone)] = REMOVED_RGBA
         self.overlay.setImage(rgba, autoLevels=False, levels=(0, 255))
-        self._draw_bars()
+        for i, layer in enumerate(self.view.report.layers):
+            item = self.layers.item(i)
+            text = self.describe(layer.name)
+            item.setText(f"{layer.name}  ·  {text}")
+            tip = f"{layer.name}: {text}"
+            if layer.fallback:
+                tip += f"\n{self.view.report.criterion} cannot score this layer: scored by {layer.fallback}"
+                item.setText(item.text() + f"  · scored by {layer.fallback}")
+            if layer.members:
+                tip += f"\ncoupled: {', '.join(layer.members)}"
+            item.setToolTip(tip)
         total = sum(len(v) for v in removed.values())
-        self.readout.setText(
-            f"ratio {self.ratio.value():.2f} removes {total} channels in {len(removed)} layers"
-        )
+        ratio = self.ratio.value()
+        if plan is not None:
+            self.summary.setText(arrows(plan.summary()))
+        else:
+            self.summary.setText("no MAC reduction asked: every channel stays")
+        self.readout.setText(f"MAC reduction {ratio:.2f} removes {total} channels in {len(removed)} layers")
+        self._draw_bars()
 
     def _draw_bars(self) -> None:
         row = self.layers.currentRow()
@@ -267,7 +351,8 @@ class ImportancePanel(QWidget):
             return
         layer = self.view.report.layers[row]
         removed = set(int(i) for i in self.removed().get(layer.name, ()))
-        brushes = [pg.mkBrush(theme.ERROR if i in removed else theme.ACCENT) for i in range(layer.channels)]
+        base = theme.MUTED if layer.protected else theme.ACCENT
+        brushes = [pg.mkBrush(theme.ERROR if i in removed else base) for i in range(layer.channels)]
         self.bars.setOpts(
             x=np.arange(layer.channels),
             height=np.asarray(layer.scores),
@@ -275,11 +360,7 @@ class ImportancePanel(QWidget):
             brushes=brushes,
             pen=pg.mkPen(None),
         )
-        self.bars_plot.setTitle(
-            f"{layer.name}: {layer.channels} channels, {len(removed)} removed"
-            + ("  (protected)" if layer.protected else ""),
-            color=theme.TEXT,
-        )
+        self.bars_plot.setTitle(f"{layer.name}: {self.describe(layer.name)}", color=theme.TEXT, size="10pt")
         self.bars_plot.setXRange(-0.6, layer.channels - 0.4, padding=0.02)
         top = float(np.max(layer.scores)) if layer.channels else 1.0
         self.bars_plot.setYRange(0.0, top if top > 0 else 1.0, padding=0.05)
@@ -290,12 +371,17 @@ class ImportancePanel(QWidget):
         p = self.heat_plot.vb.mapSceneToView(pos)
         row, col = int(p.y()), int(p.x())
         if 0 <= row < len(self.view.names) and 0 <= col < len(self.view.order[row]):
+            layer = self.view.report.layers[row]
             channel = int(self.view.order[row][col])
-            score = float(self.view.report.layers[row].scores[channel])
-            gone = channel in set(int(i) for i in self.removed().get(self.view.names[row], ()))
+            score = float(layer.scores[channel])
+            if layer.protected:
+                self.readout.setText(f"layer {layer.name} · channel {channel} · protected: {layer.reason}")
+                return
+            gone = channel in set(int(i) for i in self.removed().get(layer.name, ()))
             self.readout.setText(
-                f"layer {self.view.names[row]} · channel {channel} (rank {col + 1}) · "
-                f"score {score:.4g}" + (" · removed" if gone else "")
+                f"layer {layer.name} · channel {channel} (rank {col + 1} in its layer) · score {score:.4g} · "
+                f"{self.scale.currentText()} {float(self.view.heat[row, col]):.2f}"
+                + (" · removed" if gone else "")
             )
 
     def _click_heat(self, event: Any) -> None:

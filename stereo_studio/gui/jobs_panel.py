@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
@@ -79,7 +79,7 @@ class JobsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(split)
-        QShortcut(QKeySequence("Ctrl+."), self, activated=self.cancel_selected, context=Qt.WindowShortcut)
+        # Ctrl+. is the window's one Cancel shortcut (MainWindow.cancel_shortcut): it reaches cancel_selected
         studio.jobs.job_added.connect(self._added)
         studio.jobs.job_changed.connect(self._changed)
         studio.message.connect(self.append_log)

@@ -1,118 +1,89 @@
-"""Pruning panel: global ratio slider + editable per-layer ratios, immediate params / MACs, a live
-accuracy-vs-latency trade-off plot (Pareto front, teacher / unpruned / SGBM references, click a point to
-restore it), sweeps, sensitivity analysis, prune + fine-tune and ONNX export."""
+"""Pruning panel: the plan (`pruning_plan.PlanWidget`: MAC slider, per-layer overrides, what the plan does),
+the live accuracy-vs-latency trade-off (`tradeoff_plot.TradeoffPlot`: raw, recalibrated and recovered points,
+a Pareto front per kind, every opened model as a reference; click a point to restore its plan), the
+sensitivity curves, and the actions (`pruning_actions.ActionsWidget`: sweep, sensitivity analysis, prune +
+fine-tune, ONNX export). This module wires them to the engine jobs of `pruning_jobs`.
+
+Jobs: a plan change re-estimates params / MACs at once (throttled, latest wins) and, once the slider rests,
+measures the plan's raw then recalibrated point (a newer plan cancels an older measurement); a background
+recovery (a short distillation from the teacher) then upgrades the plan's point in place, paused while an
+interactive measurement runs. Reference points of the opened models are measured one at a time in between.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
-import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QPushButton,
-    QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
-from superqt import QLabeledDoubleSlider
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
 from superqt.utils import qdebounced, qthrottled
 
-from stereo_studio.gui import format as fmt
-from stereo_studio.gui import theme
+from stereo_studio.gui.pruning_actions import SWEEP_RATIOS, ActionsWidget
 from stereo_studio.gui.pruning_jobs import (
     PruneTarget,
     Reference,
-    measure,
+    export_job,
+    measure_kinds,
     plan_and_estimate,
     prepare_target,
+    prune_job,
     reference_points,
+    sensitivity_job,
     suggest,
+    sweep_job,
 )
+from stereo_studio.gui.pruning_plan import PlanWidget, criterion_choices
 from stereo_studio.gui.studio import Studio
+from stereo_studio.gui.tradeoff_plot import SensitivityPlot, TradeoffPlot
 from stereo_studio.gui.workers import JobRecord
 
-CRITERIA = [
-    ("l1", "L1 magnitude"),
-    ("l2", "L2 magnitude"),
-    ("bn", "BN scale"),
-    ("taylor", "Taylor"),
-    ("lamp", "LAMP"),
-]
-SWEEP_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+CRITERIA = criterion_choices()  # (name, label) from the engine's registry (engine.importance)
+MEASURE_DEBOUNCE_MS = 250  # a point is measured once the slider rests this long
+UNPRUNED = ("unpruned",)
+REF_RETRY_MS = 1000
+QUIET_WAIT_S = 30.0  # the unpruned point waits this long at most for the Models panel's measurements
+TIMING = ("latency_ms", "p10_ms", "p90_ms", "threads", "precision", "wait_policy", "contended",
+          "contended_by")
 
 
-def _sweep_job(model: Any, ratios: Any, samples: Any, size: tuple[int, int], criterion: str, plan: Any):
-    from stereo_studio.engine.sweep import sweep
-
-    return (
-        yield from sweep(
-            model,
-            ratios,
-            data=samples,
-            val_pairs=len(samples),
-            size=size,
-            criterion=criterion,
-            plan=plan or None,
-        )
-    )
+def plan_key(ratio: float, overrides: dict[str, float], criterion: str, spare: list[str]) -> tuple:
+    """Points of the same plan share this key (a new point of the same kind replaces the old one)."""
+    ratio = round(float(ratio or 0.0), 4)
+    if not ratio and not overrides:
+        return UNPRUNED
+    return (ratio, tuple(sorted(overrides.items())), criterion, tuple(sorted(spare)))
 
 
-def _sensitivity_job(model: Any, samples: Any, size: tuple[int, int], criterion: str):
-    from stereo_studio.engine.sensitivity import sensitivity
-
-    return (
-        yield from sensitivity(model, data=samples, val_pairs=len(samples), size=size, criterion=criterion)
-    )
-
-
-def _prune_job(
-    spec: str,
-    out: str,
-    ratio: float | None,
-    ratios: Any,
-    criterion: str,
-    steps: int,
-    teacher: str | None,
-    size: tuple[int, int],
-):
-    from stereo_studio.engine.pruning import prune_and_finetune
-
-    return (
-        yield from prune_and_finetune(
-            spec,
-            out,
-            ratio=ratio,
-            ratios=ratios or None,
-            criterion=criterion,
-            finetune_steps=steps,
-            teacher=teacher,
-            size=size,
-        )
-    )
+def plan_label(ratio: float, overrides: dict[str, float], criterion: str, spare: list[str]) -> str:
+    """A short name of a plan for the plot: '0.5', '0.5 + 2 layers · bn · spared'."""
+    if not ratio and not overrides:
+        return "unpruned"
+    text = f"{round(float(ratio), 2):g}"
+    if overrides:
+        text += f" + {len(overrides)} layer{'s' if len(overrides) != 1 else ''}"
+    if criterion != "l1":
+        text += f" · {criterion}"
+    if spare:
+        text += " · spared"
+    return text
 
 
-def _export_job(model: Any, out: str) -> dict:
-    from stereo_studio.engine.export import export_onnx
-
-    return export_onnx(model, out)
+def same_timing(point: Any, like: Any) -> Any:
+    """`point` with the latency of `like`, the plan's raw point on the plot: a recovered point has the raw
+    point's architecture (the engine reuses its latency too), and the recovery job's own raw timing ran
+    beside the interactive measurements."""
+    names = {f.name for f in dataclasses.fields(point)}
+    same = {k: getattr(like, k) for k in TIMING if k in names and hasattr(like, k)}
+    return dataclasses.replace(point, **same)
 
 
 class PruningPanel(QWidget):
-    """Binds the pruning engine to a slider, a table and a trade-off plot."""
+    """The plan on the left; the trade-off / sensitivity plots and the actions on the right."""
 
     point_added = Signal(object)  # a SweepPoint landed on the plot
 
@@ -120,19 +91,23 @@ class PruningPanel(QWidget):
         super().__init__(parent)
         self.studio = studio
         self.target: PruneTarget | None = None
-        self.overrides: dict[str, float] = {}
-        self.points: list[Any] = []
-        self.point_settings: dict[int, tuple[float, dict[str, float]]] = {}
-        self.references: dict[str, Reference] = {}
         self.sensitivity_table: Any = None
+        self.spare: list[str] = []  # critical layers of the sensitivity analysis: the plans leave them whole
         self._prepare_job: JobRecord | None = None
+        self._preparing = ""
         self._estimate_job: JobRecord | None = None
         self._estimate_pending = False
         self._measure_job: JobRecord | None = None
+        self._measure_key: Hashable | None = None
         self._measure_pending = False
+        self._recover_job: JobRecord | None = None
+        self._recover_next: tuple | None = None
         self._ref_job: JobRecord | None = None
-        self._preparing = ""
-        self._spins: dict[str, QDoubleSpinBox] = {}
+        self._ref_retry = False
+        self._quiet_deadline = 0.0
+        self._quiet_timer = False
+        self._long_job: JobRecord | None = None
+        self.released_at: float | None = None  # when the plan last changed (time to the first point)
         self._build()
         studio.models_changed.connect(self._models_changed)
         studio.data_changed.connect(self._data_changed)
@@ -140,210 +115,115 @@ class PruningPanel(QWidget):
 
     # ----- layout
     def _build(self) -> None:
-        self.model = QComboBox()
-        self.model.setToolTip("The network to prune (a private copy: the open model is not changed)")
-        self.model.currentTextChanged.connect(self._model_selected)
-        self._model_touched = False
-        self.model.activated.connect(lambda _: setattr(self, "_model_touched", True))
-        self.criterion = QComboBox()
-        for key, label in CRITERIA:
-            self.criterion.addItem(label, key)
-        self.criterion.setToolTip("Which channels go first: their importance under this criterion")
-        self.criterion.currentIndexChanged.connect(lambda _: self._plan_changed())
-        self.slider = QLabeledDoubleSlider(Qt.Horizontal)
-        self.slider.setRange(0.0, 0.9)
-        self.slider.setSingleStep(0.05)
-        self.slider.setDecimals(2)
-        self.slider.setValue(float(self.studio.settings.get("pruning/ratio", 0.0) or 0.0))
-        self.slider.setToolTip(
-            "Global pruning ratio: the fraction of channels each prunable layer loses (Ctrl+Up / Ctrl+Down)"
-        )
-        self.slider.valueChanged.connect(self._slider_moved)
-
-        self.params = QLabel("–")
-        self.macs = QLabel("–")
-        self.kept = QLabel("–")
-        self.measured = QLabel("–")
-        cards = QGridLayout()
-        for col, (caption, w) in enumerate(
-            (
-                ("params", self.params),
-                ("MACs", self.macs),
-                ("channels kept", self.kept),
-                ("last point", self.measured),
-            )
-        ):
-            w.setProperty("role", "value")
-            c = QLabel(caption)
-            c.setProperty("role", "caption")
-            cards.addWidget(c, 0, col)
-            cards.addWidget(w, 1, col)
-
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["layer", "channels", "ratio", "kept"])
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setAlternatingRowColors(True)
-        self.table.setToolTip("Per-layer ratios: edit one to override the global ratio for that layer")
-        self.reset_btn = QPushButton("Reset to global")
-        self.reset_btn.setToolTip("Drop the per-layer overrides")
-        self.reset_btn.clicked.connect(self.reset_overrides)
-        self.plan_btn = QPushButton("Apply sensitivity plan")
-        self.plan_btn.setToolTip("Per-layer ratios from the sensitivity analysis reaching the target MACs")
-        self.plan_btn.setEnabled(False)
-        self.plan_btn.clicked.connect(self.apply_sensitivity_plan)
-        self.target_macs = QDoubleSpinBox()
-        self.target_macs.setRange(0.05, 1.0)
-        self.target_macs.setSingleStep(0.05)
-        self.target_macs.setValue(0.5)
-        self.target_macs.setToolTip("Target MACs (fraction of the unpruned model) of the sensitivity plan")
-        plan_row = QHBoxLayout()
-        plan_row.addWidget(self.reset_btn)
-        plan_row.addStretch(1)
-        plan_row.addWidget(QLabel("target MACs"))
-        plan_row.addWidget(self.target_macs)
-        plan_row.addWidget(self.plan_btn)
-
-        self.sweep_btn = QPushButton("Run sweep")
-        self.sweep_btn.setToolTip(
-            f"Measure ratios {', '.join(f'{r:g}' for r in SWEEP_RATIOS)} (Ctrl+Shift+W)"
-        )
-        self.sweep_btn.clicked.connect(self.run_sweep)
-        self.sens_btn = QPushButton("Sensitivity analysis")
-        self.sens_btn.setToolTip("Prune each layer alone at 0.25 / 0.5 / 0.75 and plot its EPE increase")
-        self.sens_btn.clicked.connect(self.run_sensitivity)
-        self.finetune_steps = QSpinBox()
-        self.finetune_steps.setRange(0, 100_000)
-        self.finetune_steps.setSingleStep(100)
-        self.finetune_steps.setValue(500)
-        self.finetune_steps.setToolTip("Distillation fine-tune steps after pruning (0 = prune only)")
-        self.prune_btn = QPushButton("Prune && fine-tune")
-        self.prune_btn.setProperty("primary", True)
-        self.prune_btn.setToolTip(
-            "Prune the model with the current plan, fine-tune it with distillation from "
-            "the teacher and open the result (Ctrl+Shift+P)"
-        )
-        self.prune_btn.clicked.connect(self.prune_and_finetune)
-        self.export_btn = QPushButton("Export ONNX…")
-        self.export_btn.setToolTip("Export the selected model (pruned with the current plan) to ONNX")
-        self.export_btn.clicked.connect(self.export_onnx)
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setToolTip("Cancel the running sweep / analysis / pruning job")
-        self.cancel_btn.clicked.connect(self.cancel_jobs)
-        actions = QGridLayout()
-        actions.addWidget(self.sweep_btn, 0, 0)
-        actions.addWidget(self.sens_btn, 0, 1)
-        actions.addWidget(self.cancel_btn, 0, 2)
-        actions.addWidget(QLabel("fine-tune steps"), 1, 0)
-        actions.addWidget(self.finetune_steps, 1, 1)
-        actions.addWidget(self.prune_btn, 1, 2)
-        actions.addWidget(self.export_btn, 2, 2)
-
-        head = QGroupBox("Plan")
-        hl = QGridLayout(head)
-        hl.addWidget(QLabel("model"), 0, 0)
-        hl.addWidget(self.model, 0, 1)
-        hl.addWidget(QLabel("criterion"), 1, 0)
-        hl.addWidget(self.criterion, 1, 1)
-        hl.addWidget(QLabel("global ratio"), 2, 0)
-        hl.addWidget(self.slider, 2, 1)
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(head)
-        ll.addLayout(cards)
-        ll.addWidget(self.table, 1)
-        ll.addLayout(plan_row)
-        ll.addLayout(actions)
-        left.setMinimumWidth(440)
-        left.setMaximumWidth(520)
-
-        self.plot = pg.PlotWidget()
-        self.plot.setLabel("bottom", "latency on this machine", units="ms")
-        self.plot.setLabel("left", "EPE (lower is better)", units="px")
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.getViewBox().setDefaultPadding(0.08)
-        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.plot.setToolTip("Each measured pruning point: latency vs accuracy. Click a point to restore it.")
-        self.scatter = pg.ScatterPlotItem(
-            size=10,
-            pen=pg.mkPen(theme.BG),
-            brush=pg.mkBrush(theme.ACCENT),
-            hoverable=True,
-            hoverSize=14,
-            name="pruned points",
-            tip=self._tip,
-        )
-        self.scatter.sigClicked.connect(self._point_clicked)
-        self.plot.addItem(self.scatter)
-        self.front = self.plot.plot(
-            [], [], pen=pg.mkPen(theme.OK, width=2, style=Qt.DashLine), name="Pareto front"
-        )
-        self.current = pg.ScatterPlotItem(
-            size=16, pen=pg.mkPen(theme.TEXT, width=2), brush=pg.mkBrush(None), name="current"
-        )
-        self.plot.addItem(self.current)
-        self.refs = pg.ScatterPlotItem(
-            size=14,
-            symbol="star",
-            pen=pg.mkPen(theme.BG),
-            hoverable=True,
-            tip=lambda x, y, data: f"{data}: {x:.1f} ms, EPE {y:.2f} px",
-        )
-        self.plot.addItem(self.refs)
-        self.ref_labels: list[pg.TextItem] = []
-
-        self.sens_plot = pg.PlotWidget()
-        self.sens_plot.setLabel("bottom", "ratio of this layer pruned")
-        self.sens_plot.setLabel("left", "EPE increase", units="px")
-        self.sens_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.sens_plot.addLegend(offset=(10, 10))
-        self.sens_plot.setToolTip("Sensitivity: each line is one layer pruned alone")
+        self.plan = PlanWidget(float(self.studio.settings.get("pruning/ratio", 0.0) or 0.0))
+        self.plan.model_chosen.connect(self._model_selected)
+        self.plan.changed.connect(self._plan_changed)
+        self.plan.plan_btn.clicked.connect(self.apply_sensitivity_plan)
+        self.plan.setMinimumWidth(500)
+        self.plan.setMaximumWidth(580)
+        self.tradeoff = TradeoffPlot()
+        self.tradeoff.point_clicked.connect(lambda e: self.restore_point(e.point))
+        self.sens_plot = SensitivityPlot()
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.plot, "Trade-off")
+        self.tabs.addTab(self.tradeoff, "Trade-off")
         self.tabs.addTab(self.sens_plot, "Sensitivity")
+        self.actions = ActionsWidget()
+        self.actions.sweep_btn.clicked.connect(self.run_sweep)
+        self.actions.sens_btn.clicked.connect(self.run_sensitivity)
+        self.actions.cancel_btn.clicked.connect(self.cancel_jobs)
+        self.actions.prune_btn.clicked.connect(self.prune_and_finetune)
+        self.actions.export_btn.clicked.connect(lambda: self.export_onnx())
         self.status = QLabel("")
         self.status.setProperty("role", "caption")
-        key = QLabel(
-            f"<span style='color:{theme.ACCENT}'>●</span> measured point &nbsp; "
-            f"<span style='color:{theme.OK}'>●</span> on the Pareto front (- - -) &nbsp; "
-            f"<span style='color:{theme.ACCENT}'>◆</span> fine-tuned &nbsp; ◯ current &nbsp; "
-            "★ reference (teacher, unpruned student, SGBM)"
-        )
-        key.setProperty("role", "caption")
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
+        rl.setSpacing(4)
         rl.addWidget(self.tabs, 1)
-        rl.addWidget(key)
         rl.addWidget(self.status)
-
+        rl.addWidget(self.actions)
         layout = QHBoxLayout(self)
-        layout.addWidget(left)
+        layout.addWidget(self.plan)
         layout.addWidget(right, 1)
-        QShortcut(
-            QKeySequence("Ctrl+Up"), self, activated=lambda: self.slider.setValue(self.slider.value() + 0.05)
-        )
-        QShortcut(
-            QKeySequence("Ctrl+Down"),
-            self,
-            activated=lambda: self.slider.setValue(self.slider.value() - 0.05),
-        )
+        step = lambda d: self.slider.setValue(round(self.slider.value() + d, 2))  # noqa: E731
+        QShortcut(QKeySequence("Ctrl+Up"), self, activated=lambda: step(0.05))
+        QShortcut(QKeySequence("Ctrl+Down"), self, activated=lambda: step(-0.05))
         QShortcut(QKeySequence("Ctrl+Shift+W"), self, activated=self.run_sweep)
         QShortcut(QKeySequence("Ctrl+Shift+P"), self, activated=self.prune_and_finetune)
+
+    # the widgets other code and the tests reach through the panel
+    @property
+    def model(self) -> Any:
+        return self.plan.model
+
+    @property
+    def criterion(self) -> Any:
+        return self.plan.criterion
+
+    @property
+    def slider(self) -> Any:
+        return self.plan.slider
+
+    @property
+    def params(self) -> Any:
+        return self.plan.params
+
+    @property
+    def table(self) -> Any:
+        return self.plan.table
+
+    @property
+    def finetune_steps(self) -> Any:
+        return self.actions.finetune_steps
+
+    @property
+    def recover_steps(self) -> Any:
+        return self.actions.recover_steps
+
+    @property
+    def points(self) -> list[Any]:
+        return self.tradeoff.points
+
+    @property
+    def references(self) -> dict[str, Reference]:
+        return self.tradeoff.references
+
+    def effective_plan(self) -> tuple[float, dict[str, float]]:
+        return self.plan.effective_plan()
+
+    def kinds(self, label: str) -> set[str]:
+        """The kinds of point measured for the plan labelled `label` (e.g. "0.5")."""
+        return {p.kind for p in self.points if p.label == label}
+
+    def reset_overrides(self) -> None:
+        self.plan.reset_overrides()
+
+    def set_plan(self, ratio: float, overrides: dict[str, float]) -> None:
+        self.plan.set_plan(ratio, overrides)
+
+    def _current(self) -> tuple[Hashable, str, tuple]:
+        """(key, label, settings) of the plan on screen."""
+        ratio, overrides = self.plan.effective_plan()
+        criterion = self.plan.criterion_name()
+        spare = list(self.spare)
+        settings = (ratio, overrides, criterion, spare)
+        return plan_key(*settings), plan_label(*settings), settings
+
+    def teacher_spec(self) -> str | None:
+        """The model recovered points and fine-tunes distil from: the open teacher (trained)."""
+        teacher = next((m for m in self.studio.models if m.role == "teacher" and not m.untrained), None)
+        return teacher.spec if teacher is not None else None
 
     # ----- model selection
     def _models_changed(self) -> None:
         nets = self.studio.networks()
-        current = self.model.currentText()
-        self.model.blockSignals(True)
-        self.model.clear()
-        self.model.addItems([m.key for m in nets])
         default = next((m.key for m in nets if m.role == "student"), nets[0].key if nets else "")
-        keep = self._model_touched and self.model.findText(current) >= 0
-        self.model.setCurrentText(current if keep else default)
-        self.model.blockSignals(False)
+        self.plan.set_models([m.key for m in nets], default)
+        open_keys = {m.key for m in self.studio.models}
+        if any(k not in open_keys for k in self.references):  # a closed model leaves the plot
+            for k in [k for k in self.references if k not in open_keys]:
+                self.references.pop(k)
+            self.tradeoff.set_references(self.references)
         self._model_selected(self.model.currentText())
         self._update_references()
 
@@ -352,11 +232,7 @@ class PruningPanel(QWidget):
         if self.target is None and not self.references:
             return
         self.target = None
-        self.references.clear()
-        self.refs.setData([])
-        for label in self.ref_labels:
-            self.plot.removeItem(label)
-        self.ref_labels = []
+        self.tradeoff.clear_references()
         self._model_selected(self.model.currentText())
 
     def showEvent(self, event: Any) -> None:
@@ -372,24 +248,29 @@ class PruningPanel(QWidget):
             return
         if self._prepare_job is not None and self._prepare_job.active and self._preparing == key:
             return
+        for job in (self._measure_job, self._recover_job):
+            if job is not None and job.active:
+                self.studio.jobs.cancel(job)
+        self._recover_next = None
         self.target = None
         self._preparing = key
-        self.overrides.clear()
-        self.points.clear()
-        self.point_settings.clear()
-        self.scatter.setData([])
-        self.front.setData([], [])
-        self.table.setRowCount(0)
+        self.plan.overrides.clear()
+        self.spare = []
+        self.sensitivity_table = None
+        self.plan.plan_btn.setEnabled(False)
+        self.tradeoff.clear()
+        self.plan.clear()
         self.status.setText(f"preparing {key}…")
 
         def ready(target: PruneTarget) -> None:
             if target.key != self.model.currentText():
                 return
             self.target = target
-            self._fill_table()
+            self._quiet_deadline = time.monotonic() + QUIET_WAIT_S
+            self.plan.set_layers(target.layers)
             self._plan_changed()
             self._update_references()
-            self.status.setText(f"{key}: {len(target.layers)} prunable groups; move the slider to measure")
+            self.status.setText(f"{key}: {len(target.layers)} channel groups; move the slider to measure")
 
         data = self.studio.data_spec if isinstance(self.studio.data_spec, str) else "synthetic"
         self._prepare_job = self.studio.jobs.start(
@@ -403,238 +284,229 @@ class PruningPanel(QWidget):
             on_error=lambda t: self.studio.message.emit("error", f"pruning {key}: {t}"),
         )
 
-    def _fill_table(self) -> None:
-        self.table.setRowCount(0)
-        self._spins.clear()
-        if self.target is None:
-            return
-        layers = self.target.layers
-        self.table.setRowCount(len(layers))
-        for row, info in enumerate(layers):
-            name = QTableWidgetItem(info.name)
-            name.setToolTip(f"{info.name}\ncoupled: {', '.join(info.members) or '–'}")
-            name.setFlags(name.flags() & ~Qt.ItemIsEditable)
-            chans = QTableWidgetItem(str(info.out_channels))
-            chans.setFlags(chans.flags() & ~Qt.ItemIsEditable)
-            self.table.setItem(row, 0, name)
-            self.table.setItem(row, 1, chans)
-            kept = QTableWidgetItem("")
-            kept.setFlags(kept.flags() & ~Qt.ItemIsEditable)
-            self.table.setItem(row, 3, kept)
-            if info.protected:
-                lock = QTableWidgetItem("protected")
-                lock.setFlags(lock.flags() & ~Qt.ItemIsEditable)
-                lock.setForeground(pg.mkColor(theme.MUTED))
-                lock.setToolTip("This layer's output width is fixed by the architecture")
-                self.table.setItem(row, 2, lock)
-                continue
-            spin = QDoubleSpinBox()
-            spin.setRange(0.0, 0.9)
-            spin.setSingleStep(0.05)
-            spin.setDecimals(2)
-            spin.setFrame(False)
-            spin.setValue(self.slider.value())
-            spin.setToolTip(f"Ratio of {info.name} (overrides the global ratio once edited)")
-            spin.valueChanged.connect(lambda v, n=info.name: self._layer_edited(n, v))
-            self.table.setCellWidget(row, 2, spin)
-            self._spins[info.name] = spin
-
     # ----- the plan
-    def effective_plan(self) -> tuple[float, dict[str, float]]:
-        """(global ratio, per-layer ratios or {} when every layer follows the global ratio)."""
-        ratio = float(self.slider.value())
-        if not self.overrides or self.target is None:
-            return ratio, {}
-        plan = {i.name: self.overrides.get(i.name, ratio) for i in self.target.layers if not i.protected}
-        return ratio, plan
-
-    def _slider_moved(self, value: float) -> None:
-        self.studio.settings.set("pruning/ratio", float(value))
-        for name, spin in self._spins.items():
-            if name not in self.overrides:
-                spin.blockSignals(True)
-                spin.setValue(value)
-                spin.blockSignals(False)
-        self._plan_changed()
-
-    def _layer_edited(self, name: str, value: float) -> None:
-        self.overrides[name] = float(value)
-        self._mark_overrides()
-        self._plan_changed()
-
-    def _mark_overrides(self) -> None:
-        for name, spin in self._spins.items():
-            spin.setStyleSheet(f"color: {theme.WARN};" if name in self.overrides else "")
-
-    def reset_overrides(self) -> None:
-        self.overrides.clear()
-        self._slider_moved(self.slider.value())
-        self._mark_overrides()
-
-    def set_plan(self, ratio: float, overrides: dict[str, float]) -> None:
-        """Restore a plan (e.g. from a clicked point)."""
-        self.overrides = dict(overrides)
-        self.slider.blockSignals(True)
-        self.slider.setValue(ratio)
-        self.slider.blockSignals(False)
-        for name, spin in self._spins.items():
-            spin.blockSignals(True)
-            spin.setValue(self.overrides.get(name, ratio))
-            spin.blockSignals(False)
-        self._mark_overrides()
-        self._plan_changed()
-
     def _plan_changed(self) -> None:
+        self.studio.settings.set("pruning/ratio", float(self.slider.value()))
+        self.released_at = time.perf_counter()
         self._estimate()
         self._measure_later()
 
     @qthrottled(timeout=120, leading=True)
     def _estimate(self) -> None:
-        """Params / MACs of the plan, immediately (analytic); latest request wins, nothing queues up."""
+        """Params / MACs and what the plan does, at once (analytic); latest request wins."""
         if self.target is None:
             return
         if self._estimate_job is not None and self._estimate_job.active:
             self._estimate_pending = True
             return
         self._estimate_pending = False
-        ratio, plan = self.effective_plan()
+        ratio, overrides = self.effective_plan()
+        target = self.target
         self._estimate_job = self.studio.jobs.start(
             "Estimate",
             plan_and_estimate,
-            self.target,
+            target,
             ratio,
-            plan,
-            self.criterion.currentData(),
+            overrides,
+            self.plan.criterion_name(),
             self.studio.size,
+            list(self.spare),
             track=False,
-            on_result=self._show_estimate,
+            on_result=lambda est: self._show_estimate(target, est),
             on_error=lambda t: self.status.setText(f"estimate failed: {t}"),
             on_finished=lambda _r: self._estimate() if self._estimate_pending else None,
         )
 
-    def _show_estimate(self, est: dict[str, Any]) -> None:
-        if self.target is None:
-            return
-        base = self.target.base
-        self.params.setText(
-            f"{fmt.count(est['params'])}  <span style='color:{theme.MUTED}'>"
-            f"({100.0 * est['params'] / max(base['params'], 1):.0f} %)</span>"
-        )
-        self.macs.setText(
-            f"{fmt.count(est['macs'])}  <span style='color:{theme.MUTED}'>"
-            f"({100.0 * est['macs'] / max(base['macs'], 1):.0f} %)</span>"
-        )
-        widths = est["widths"]
-        total = kept = 0
-        for row, info in enumerate(self.target.layers):
-            w = int(widths.get(info.name, info.out_channels))
-            item = self.table.item(row, 3)
-            if item is not None:
-                item.setText(str(w))
-            if not info.protected:
-                total += info.out_channels
-                kept += w
-        self.kept.setText(f"{kept} / {total}")
+    def _show_estimate(self, target: PruneTarget, est: dict[str, Any]) -> None:
+        if target is self.target:
+            self.plan.show_estimate(est, target.base)
 
-    @qdebounced(timeout=350)
+    @qdebounced(timeout=MEASURE_DEBOUNCE_MS)
     def _measure_later(self) -> None:
         self.measure_now()
 
     def measure_now(self) -> None:
-        """Measure the current plan (latency + accuracy) in the background; the newest plan wins."""
+        """Measure the plan on screen (raw, then recalibrated) in the background; a newer plan cancels the
+        measurement of an older one, and a running recovery pauses meanwhile."""
         if self.target is None:
             return
-        busy = [j for j in (self._measure_job, self._ref_job) if j is not None and j.active]
-        if busy:  # one timing at a time: concurrent measurements would slow each other down
+        key, label, settings = self._current()
+        if {"raw", "recalibrated"} <= set(self.tradeoff.kinds_of(key)):
+            best = self.tradeoff.best(key)
+            self.tradeoff.set_current(best.point if best else None)
+            self._queue_recovery(key, label, settings)
+            return
+        if self._measure_job is not None and self._measure_job.active:
+            if self._measure_key != key:
+                self._measure_pending = True
+                self.studio.jobs.cancel(self._measure_job)  # newest wins: it restarts when this one stops
+            return
+        if self._ref_job is not None and self._ref_job.active:  # one timing at a time
             self._measure_pending = True
             return
+        if key == UNPRUNED and self.studio.stats_busy() and time.monotonic() < self._quiet_deadline:
+            # the first point, measured on its own: not beside the Models panel's evaluations (the slider's
+            # points never wait)
+            if not self._quiet_timer:
+                self._quiet_timer = True
+                QTimer.singleShot(REF_RETRY_MS, self, self._measure_when_quiet)
+            return
         self._measure_pending = False
-        ratio, plan = self.effective_plan()
-        label = f"{ratio:.2f}" if not plan else f"plan {len(self.points) + 1}"
+        self._hold_recovery(True)
+        ratio, overrides, criterion, spare = settings
+        target = self.target
         self.status.setText(f"measuring {label}…")
+        self._measure_key = key
+
+        def event(e: Any) -> None:
+            if e.kind == "point" and e.payload is not None and target is self.target:
+                self._add(key, e.payload, settings, label)
+
         self._measure_job = self.studio.jobs.start(
             f"Measure point {label}",
-            measure,
-            self.target,
+            measure_kinds,
+            target,
             ratio,
-            plan,
-            self.criterion.currentData(),
+            overrides,
+            criterion,
             self.studio.size,
             label,
-            on_result=lambda p: self.add_point(p, ratio, plan),
+            0,
+            None,
+            spare,
+            on_progress=event,
             on_error=lambda t: self.studio.message.emit("error", f"measuring a pruning point: {t}"),
-            on_finished=lambda _r: self._measured(),
+            on_finished=lambda r: self._measured(r, key, label, settings),
         )
 
-    def _measured(self) -> None:
+    def _measure_when_quiet(self) -> None:
+        self._quiet_timer = False
+        self.measure_now()
+
+    def _measured(self, record: JobRecord, key: Hashable, label: str, settings: tuple) -> None:
+        self._measure_key = None
+        if record.status == "done":
+            self._queue_recovery(key, label, settings)
         if self._measure_pending:
             self.measure_now()
+            return
+        self._hold_recovery(False)
+        self._next_recovery()
+        self._update_references()  # holds the recovery again while it times
+
+    # ----- recovered points
+    def _queue_recovery(self, key: Hashable, label: str, settings: tuple) -> None:
+        """Recover the plan `key` next (the newest plan waits; a running recovery finishes first)."""
+        if self.recover_steps.value() <= 0 or self.teacher_spec() is None or self.target is None:
+            return
+        if key == UNPRUNED:  # nothing was removed: nothing to recover
+            return
+        if "recovered" in self.tradeoff.kinds_of(key):
+            return
+        running = self._recover_job is not None and self._recover_job.active
+        if running and self._recover_job.title.endswith(f" {label}"):
+            return
+        self._recover_next = (key, label, settings)
+        self._next_recovery()
+
+    def _next_recovery(self) -> None:
+        if self._recover_next is None or self.target is None:
+            return
+        if any(j is not None and j.active for j in (self._recover_job, self._measure_job)):
+            return
+        key, label, settings = self._recover_next
+        self._recover_next = None
+        ratio, overrides, criterion, spare = settings
+        steps, teacher, target = self.recover_steps.value(), self.teacher_spec(), self.target
+
+        def event(e: Any) -> None:
+            recovered = e.kind == "point" and e.payload is not None and e.payload.kind == "recovered"
+            if recovered and target is self.target:
+                raw = self.tradeoff.entries.get((key, "raw"))
+                self._add(key, same_timing(e.payload, raw.point) if raw else e.payload, settings, label)
+
+        self.status.setText(f"recovering {label}: {steps} distillation steps in the background…")
+        self._recover_job = self.studio.jobs.start(
+            f"Recover point {label}",
+            measure_kinds,
+            target,
+            ratio,
+            overrides,
+            criterion,
+            self.studio.size,
+            label,
+            steps,
+            teacher,
+            spare,
+            False,
+            on_progress=event,
+            on_error=lambda t: self.studio.message.emit("warning", f"recovering {label}: {t}"),
+            on_finished=lambda _r: self._next_recovery(),
+        )
+
+    def _hold_recovery(self, hold: bool) -> None:
+        """Pause the recovery while an interactive measurement runs (both would share the CPU)."""
+        worker = self._recover_job.worker if self._recover_job is not None else None
+        if worker is None or not self._recover_job.active:
+            return
+        # a request the worker has not taken yet is dropped first (superqt has no call for it): a resume
+        # followed at once by a pause must leave it paused, and the other way round
+        if hold:
+            worker._resume_requested = False
+            worker.pause()
         else:
-            self._update_references()
+            worker._pause_requested = False
+            worker.resume()
 
     # ----- the trade-off plot
-    def add_point(self, point: Any, ratio: float | None = None, plan: dict[str, float] | None = None) -> None:
-        """Put a measured `SweepPoint` on the plot, remembering the settings that produced it."""
-        from stereo_studio.engine.sweep import pareto_front
-
-        self.point_settings[id(point)] = (
-            point.ratio if ratio is None else ratio,
-            dict(plan or {}) if plan is not None else {},
+    def _add(self, key: Hashable, point: Any, settings: tuple, label: str) -> None:
+        point.label = label
+        self.tradeoff.add(key, point, settings)
+        kinds = self.tradeoff.kinds_of(key)
+        self.plan.measured.setText(f"{point.latency_ms:.1f} ms · EPE {point.epe:.2f}")
+        pending = self._recover_job is not None and self._recover_job.active
+        fronts = ", ".join(f"{len(self.tradeoff.front(k))} {k}" for k in ("raw", "recalibrated", "recovered"))
+        self.status.setText(
+            f"{label}: {' → '.join(kinds)} · {len(self.points)} points; on the Pareto fronts: {fronts}"
+            + (" · recovering in the background" if pending else "")
         )
-        self.points.append(point)
-        front = pareto_front(self.points)
-        spots = []
-        for p in self.points:
-            color = theme.OK if p.pareto else theme.ACCENT
-            spots.append(
-                {
-                    "pos": (p.latency_ms, p.epe),
-                    "data": p,
-                    "brush": pg.mkBrush(color),
-                    "symbol": "d" if p.finetuned else "o",
-                }
-            )
-        self.scatter.setData(spots)
-        self.front.setData([p.latency_ms for p in front], [p.epe for p in front])
-        self.current.setData([point.latency_ms], [point.epe])
-        self.measured.setText(f"{point.latency_ms:.1f} ms · EPE {point.epe:.2f}")
-        self.status.setText(f"{len(self.points)} points, {len(front)} on the Pareto front")
         self.point_added.emit(point)
 
-    def _tip(self, x: float, y: float, data: Any) -> str:
-        if data is None:
-            return ""
-        return (
-            f"{data.label}: {x:.1f} ms · EPE {y:.2f} px · bad-3 {data.bad3:.1f} %\n"
-            f"{fmt.count(data.params)} params · {fmt.count(data.macs)} MACs"
-            + (" · fine-tuned" if data.finetuned else "")
-            + "\nclick to restore these settings"
-        )
-
-    def _point_clicked(self, _item: Any, spots: Any, _ev: Any = None) -> None:
-        if not len(spots):
-            return
-        point = spots[0].data()
-        self.restore_point(point)
+    def add_point(self, point: Any, ratio: float | None = None, plan: dict[str, float] | None = None) -> None:
+        """Put a measured `SweepPoint` on the plot under the plan that produced it."""
+        r = float(point.ratio if ratio is None else ratio or 0.0)
+        settings = (r, dict(plan or {}), self.plan.criterion_name(), list(self.spare))
+        self._add(plan_key(*settings), point, settings, plan_label(*settings))
 
     def restore_point(self, point: Any) -> None:
-        ratio, plan = self.point_settings.get(id(point), (point.ratio or 0.0, {}))
-        self.current.setData([point.latency_ms], [point.epe])
-        self.set_plan(float(ratio or 0.0), plan)
+        entry = self.tradeoff.entry_of(point)
+        if entry is None or entry.settings is None:
+            return
+        ratio, overrides, criterion, _spare = entry.settings
+        index = self.criterion.findData(criterion)
+        if index >= 0 and index != self.criterion.currentIndex():
+            self.criterion.blockSignals(True)
+            self.criterion.setCurrentIndex(index)
+            self.criterion.blockSignals(False)
+        self.tradeoff.set_current(point)
+        self.set_plan(float(ratio or 0.0), overrides)
 
     def _update_references(self) -> None:
-        """Teacher, unpruned student and SGBM as reference stars (measured once per model)."""
+        """Every opened model (teacher, students, pruned and fine-tuned results, SGBM, ONNX) as a reference
+        star, measured once per model when no other timing runs."""
         busy = [j for j in (self._measure_job, self._ref_job) if j is not None and j.active]
         if self.target is None or busy:
             return
-        wanted = [
-            m
-            for m in self.studio.models
-            if m.key not in self.references and (m.role in ("teacher", "student", "sgbm"))
-        ]
+        wanted = [m for m in self.studio.models if m.key not in self.references and m.matcher is not None]
         if not wanted:
             return
+        if self.studio.stats_busy():  # the Models panel's measurements evaluate models: wait for them
+            if not self._ref_retry:
+                self._ref_retry = True
+                QTimer.singleShot(REF_RETRY_MS, self, self._retry_references)
+            return
         entries = [(m.key, m.matcher, m.color) for m in wanted]
+        self._hold_recovery(True)
         self._ref_job = self.studio.jobs.start(
             "Reference points",
             reference_points,
@@ -643,36 +515,33 @@ class PruningPanel(QWidget):
             self.studio.size,
             on_progress=self._reference_event,
             on_error=lambda t: self.studio.message.emit("warning", f"reference points: {t}"),
-            on_finished=lambda _r: self.measure_now() if self._measure_pending else None,
+            on_finished=lambda _r: self._references_measured(),
         )
 
+    def _references_measured(self) -> None:
+        if self._measure_pending:
+            self.measure_now()
+        else:
+            self._hold_recovery(False)
+            self._update_references()  # models opened meanwhile
+
+    def _retry_references(self) -> None:
+        self._ref_retry = False
+        self._update_references()
+
     def _reference_event(self, event: Any) -> None:
-        if event.kind != "point" or not isinstance(event.payload, Reference):
-            return
-        ref = event.payload
-        self.references[ref.label] = ref
-        self.refs.setData(
-            [
-                {"pos": (r.latency_ms, r.epe), "data": r.label, "brush": pg.mkBrush(r.color)}
-                for r in self.references.values()
-            ]
-        )
-        for label in self.ref_labels:
-            self.plot.removeItem(label)
-        self.ref_labels = []
-        for r in self.references.values():
-            text = pg.TextItem(r.label, color=r.color, anchor=(0.5, 1.3))
-            text.setPos(r.latency_ms, r.epe)
-            self.plot.addItem(text)
-            self.ref_labels.append(text)
+        if event.kind == "point" and isinstance(event.payload, Reference):
+            self.tradeoff.set_reference(event.payload)
 
     # ----- long jobs
     def _busy(self) -> list[JobRecord]:
-        return [j for j in (getattr(self, "_long_job", None),) if j is not None and j.active]
+        return [j for j in (self._long_job,) if j is not None and j.active]
 
     def cancel_jobs(self) -> None:
-        for job in self._busy():
-            self.studio.jobs.cancel(job)
+        for job in (self._long_job, self._recover_job):
+            if job is not None and job.active:
+                self.studio.jobs.cancel(job)
+        self._recover_next = None
 
     def _start_long(self, title: str, factory: Any, *args: Any, **callbacks: Any) -> None:
         if self._busy():
@@ -683,22 +552,26 @@ class PruningPanel(QWidget):
     def run_sweep(self) -> None:
         if self.target is None:
             return
-        ratio, plan = self.effective_plan()
+        criterion, spare = self.plan.criterion_name(), list(self.spare)
+        teacher = self.teacher_spec()
+        steps = self.recover_steps.value() if teacher else 0
 
         def event(e: Any) -> None:
             if e.kind == "point" and e.payload is not None:
-                r = e.payload.ratio
-                self.add_point(e.payload, r if r is not None else ratio, {} if r is not None else plan)
+                settings = (float(e.payload.ratio or 0.0), {}, criterion, spare)
+                self._add(plan_key(*settings), e.payload, settings, plan_label(*settings))
 
+        self.tabs.setCurrentWidget(self.tradeoff)
         self._start_long(
             f"Sweep {self.target.key}",
-            _sweep_job,
-            self.target.model,
+            sweep_job,
+            self.target,
             SWEEP_RATIOS,
-            self.target.samples,
             self.studio.size,
-            self.criterion.currentData(),
-            plan,
+            criterion,
+            steps,
+            teacher,
+            spare,
             on_progress=event,
             on_error=lambda t: self.studio.message.emit("error", f"sweep: {t}"),
         )
@@ -706,62 +579,54 @@ class PruningPanel(QWidget):
     def run_sensitivity(self) -> None:
         if self.target is None:
             return
-        self.sens_plot.clear()
+        self.sens_plot.reset()
         self.tabs.setCurrentWidget(self.sens_plot)
-        rows: dict[str, tuple[list[float], list[float]]] = {}
-        lines: dict[str, pg.PlotDataItem] = {}
 
         def event(e: Any) -> None:
-            if e.kind != "point" or e.payload is None:
-                return
-            row = e.payload
-            xs, ys = rows.setdefault(row.layer, ([0.0], [0.0]))
-            xs.append(row.ratio)
-            ys.append(row.delta_epe)
-            if row.layer not in lines:
-                color = theme.MODEL_COLORS[len(lines) % len(theme.MODEL_COLORS)]
-                lines[row.layer] = self.sens_plot.plot(
-                    [],
-                    [],
-                    pen=pg.mkPen(color, width=2),
-                    symbol="o",
-                    symbolSize=5,
-                    symbolBrush=color,
-                    name=row.layer,
-                )
-            lines[row.layer].setData(xs, ys)
+            if e.kind == "point" and e.payload is not None:
+                self.sens_plot.add_row(e.payload)
 
         def done(table: Any) -> None:
             self.sensitivity_table = table
-            self.plan_btn.setEnabled(True)
-            self.studio.message.emit("ok", f"sensitivity analysis done ({len(table.layers())} layers)")
+            self.spare = list(table.critical())
+            self.sens_plot.mark_critical(self.spare)
+            self.plan.plan_btn.setEnabled(True)
+            spared = f"; spared from now on: {', '.join(self.spare)}" if self.spare else ""
+            self.studio.message.emit(
+                "ok", f"sensitivity analysis done ({len(table.layers())} layers){spared}"
+            )
+            self._plan_changed()
 
         self._start_long(
             f"Sensitivity {self.target.key}",
-            _sensitivity_job,
-            self.target.model,
-            self.target.samples,
+            sensitivity_job,
+            self.target,
             self.studio.size,
-            self.criterion.currentData(),
+            self.plan.criterion_name(),
             on_progress=event,
             on_result=done,
             on_error=lambda t: self.studio.message.emit("error", f"sensitivity: {t}"),
         )
 
     def apply_sensitivity_plan(self) -> None:
+        """Per-layer ratios from the sensitivity table reaching the slider's MAC reduction."""
         if self.sensitivity_table is None or self.target is None:
+            return
+        ratio = float(self.slider.value())
+        if ratio <= 0:
+            self.studio.message.emit("warning", "move the slider to the MAC reduction the plan should reach")
             return
 
         def done(plan: dict[str, float]) -> None:
-            self.set_plan(self.slider.value(), plan)
-            self.tabs.setCurrentWidget(self.plot)
+            self.set_plan(ratio, plan)
+            self.tabs.setCurrentWidget(self.tradeoff)
 
         self.studio.jobs.start(
             "Sensitivity plan",
             suggest,
             self.sensitivity_table,
             self.target,
-            self.target_macs.value(),
+            1.0 - ratio,
             self.studio.size,
             on_result=done,
             on_error=lambda t: self.studio.message.emit("error", f"plan: {t}"),
@@ -771,28 +636,33 @@ class PruningPanel(QWidget):
         entry = self.studio.entry(self.model.currentText())
         if entry is None or entry.model is None:
             return
-        ratio, plan = self.effective_plan()
-        teacher = next((m for m in self.studio.networks() if m.role == "teacher"), None)
-        steps = self.finetune_steps.value()
+        ratio, overrides = self.effective_plan()
+        teacher = self.teacher_spec()
+        steps = self.finetune_steps.value() if teacher else 0
         root = Path(self.studio.settings.get("distill/run_root", str(Path.cwd() / "runs")))
         out = root / f"pruned-{entry.key}-{time.strftime('%Y%m%d-%H%M%S')}"
-        key = f"{entry.key}-pruned-{ratio:.2f}" if not plan else f"{entry.key}-pruned-plan"
+        key = f"{entry.key}-pruned-{ratio:.2f}" if not overrides else f"{entry.key}-pruned-plan"
+        if self.finetune_steps.value() and not teacher:
+            self.studio.message.emit("warning", "no teacher is open: pruning without the fine-tune")
 
         def done(path: Any) -> None:
             self.studio.message.emit("ok", f"pruned model saved to {path}")
-            self.studio.open_model(str(path), role="pruned", key=key)
+            self.studio.open_model(str(path), role="pruned", key=key)  # it joins the plot as a reference
 
+        data = self.studio.data_spec if isinstance(self.studio.data_spec, str) else "synthetic"
         self._start_long(
             f"Prune {entry.key}" + (f" + fine-tune {steps}" if steps else ""),
-            _prune_job,
+            prune_job,
             entry.spec,
             str(out),
-            None if plan else ratio,
-            plan,
-            self.criterion.currentData(),
+            ratio,
+            overrides,
+            self.plan.criterion_name(),
             steps,
-            teacher.spec if (teacher and steps) else None,
+            teacher,
             self.studio.size,
+            data,
+            list(self.spare),
             on_result=done,
             on_error=lambda t: self.studio.message.emit("error", f"prune: {t}"),
         )
@@ -805,28 +675,23 @@ class PruningPanel(QWidget):
             path, _ = QFileDialog.getSaveFileName(self, "Export ONNX", f"{entry.key}.onnx", "ONNX (*.onnx)")
         if not path:
             return
-        ratio, plan = self.effective_plan()
-
-        def build_and_export(model: Any, out: str) -> dict:
-            from stereo_studio.engine.pruning import prune_model
-
-            pruned = (
-                model
-                if not ratio and not plan
-                else prune_model(model, None if plan else ratio, plan or None, self_criterion)
-            )
-            return _export_job(pruned, out)
-
-        self_criterion = self.criterion.currentData()
+        ratio, overrides = self.effective_plan()
         model = self.target.model if self.target is not None and self.target.key == entry.key else entry.model
         self.studio.jobs.start(
             f"Export {Path(path).name}",
-            build_and_export,
+            export_job,
             model,
             path,
+            ratio,
+            overrides,
+            self.plan.criterion_name(),
+            list(self.spare),
             on_result=lambda r: self.studio.message.emit("ok", f"exported {r.get('path', path)}"),
             on_error=lambda t: self.studio.message.emit("error", f"ONNX export: {t}"),
         )
 
     def shutdown(self) -> None:
         self.cancel_jobs()
+        for job in (self._measure_job, self._ref_job):
+            if job is not None and job.active:
+                self.studio.jobs.cancel(job)

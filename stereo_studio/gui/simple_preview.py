@@ -10,6 +10,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QLabel
 
 from stereo_studio.live.recording import mosaic
+from stereo_studio.progress import JobRun
 
 
 def run_preview_window(job: Any, recorder: Any, title: str) -> Any:
@@ -28,10 +29,11 @@ def run_preview_window(job: Any, recorder: Any, title: str) -> Any:
     label.setWindowTitle(f"Stereo Studio preview: {title}")
     state: dict[str, Any] = {"last": None}
 
+    run = JobRun(job)
+
     def step() -> None:
-        try:
-            event = next(job)
-        except StopIteration:
+        event = run.next_event()
+        if event is None:  # the stream ended
             timer.stop()
             label.close()
             return

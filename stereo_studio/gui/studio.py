@@ -6,17 +6,21 @@ Qt-side bookkeeping only: every number comes from an engine call run through `Jo
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from stereo_studio.gui import model_picker, trust_dialog
 from stereo_studio.gui.settings import Settings
 from stereo_studio.gui.theme import model_color
 from stereo_studio.gui.workers import JobManager, JobRecord
 
 log = logging.getLogger("stereo_studio.gui")
 
+ACCURACY_STATS = ("epe", "bad2", "bad3", "d1", "pairs", "data", "error")  # what a data source decides
+LATENCY_STATS = ("p10_ms", "p90_ms", "threads", "precision", "wait_policy", "contended", "contended_by")
 PREVIEW_SIZE = (240, 320)  # small default inputs: the first disparity appears within a second or two
 EVAL_PAIRS = 4
 
@@ -48,10 +52,12 @@ class ModelEntry:
 
 def load_entry(spec: str, max_disp: int | None = None) -> tuple[Any, bool]:
     """(matcher, untrained) for a model spec: runs in a worker thread."""
-    from stereo_studio.models.registry import architecture_names
-    from stereo_studio.models.storage import bundled_model_names, load_matcher
+    from stereo_studio.models.custom_arch import WEIGHTS_NAME, custom_folder
+    from stereo_studio.models.storage import architecture_spec, load_matcher
 
-    untrained = spec != "sgbm" and spec not in bundled_model_names() and spec in architecture_names()
+    untrained = architecture_spec(spec) is not None  # `arch:NAME`: asked for untrained weights explicitly
+    folder = custom_folder(spec)  # a custom architecture without model.safetensors: build()'s initial weights
+    untrained = untrained or (folder is not None and not (folder / WEIGHTS_NAME).is_file())
     return load_matcher(spec, max_disp=max_disp), untrained
 
 
@@ -63,7 +69,8 @@ def open_data(spec: str, size: tuple[int, int] = PREVIEW_SIZE) -> Any:
 
 
 def measure_entry(matcher: Any, dataset: Any, size: tuple[int, int]):
-    """Job: params / MACs, latency at `size` and accuracy on a few pairs of `dataset`."""
+    """Job: params / MACs, latency at `size` (median, p10 / p90 and the settings it ran with) and accuracy on
+    a few pairs of `dataset`."""
     from stereo_studio.engine.bench import count_params_macs, measure_latency
     from stereo_studio.engine.evaluate import evaluate
     from stereo_studio.engine.jobs import Progress
@@ -76,9 +83,11 @@ def measure_entry(matcher: Any, dataset: Any, size: tuple[int, int]):
     else:
         stats["params"], stats["macs"] = 0, None
     yield Progress(1, 3, "timing", payload=dict(stats), kind="stats")
-    lat = measure_latency(matcher, size, warmup=2, runs=10, max_seconds=3.0)
+    # never waits for a training job (the window would show no latency for its whole run): the value is
+    # marked contended instead, with what ran (runtime's measuring queue)
+    lat = measure_latency(matcher, size, warmup=2, runs=10, max_seconds=3.0, while_training=True)
     stats["latency_ms"] = lat["median_ms"]
-    stats["threads"] = lat["threads"]
+    stats.update({k: lat.get(k) for k in LATENCY_STATS})
     yield Progress(2, 3, "accuracy", payload=dict(stats), kind="stats")
     if dataset is not None:
         result = yield from evaluate(matcher, dataset, limit=EVAL_PAIRS)
@@ -94,6 +103,8 @@ class Studio(QObject):
     model_updated = Signal(str)  # key: its stats changed
     data_changed = Signal()
     message = Signal(str, str)  # level, text
+    frame_changed = Signal(object)  # the preview drew a new frame (a PreviewFrame): the 3D view follows it
+    panel_requested = Signal(str, object)  # show panel NAME for DETAIL (e.g. the 3D view of one model)
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -103,11 +114,13 @@ class Studio(QObject):
         self.size = PREVIEW_SIZE
         self.data_spec = "synthetic"
         self.dataset: Any = None
-        self._colors = 0
+        self.frame: Any = None  # the PreviewFrame the preview shows
+        self._color_index: dict[str, int] = {}  # key -> index into theme.MODEL_COLORS (kept in the settings)
         self._loading: set[str] = set()
         self._order: dict[str, int] = {}
         self._stats_queue: list[str] = []
         self._stats_running: JobRecord | None = None
+        self._data_generation = 0  # +1 per data source opened: a measurement of older data is stale
         self.stats_enabled = True
 
     # ----- models
@@ -130,13 +143,24 @@ class Studio(QObject):
         """Load `spec` in the background; the model joins `models` when loaded, errors go to `message`."""
         from pathlib import Path
 
-        key = self.unique_key(key or Path(spec).name or spec)
+        from stereo_studio.models.storage import ARCH_PREFIX
+
+        key = self.unique_key(key or Path(spec.removeprefix(ARCH_PREFIX)).name or spec)
         self._loading.add(key)
         self._order.setdefault(key, len(self._order))
 
-        def done(result: tuple[Any, bool]) -> None:
+        asked: list[trust_dialog.NeedsTrust] = []  # its model.py is not trusted: asked once the job ended
+
+        def done(result: Any) -> None:
+            if isinstance(result, trust_dialog.NeedsTrust):
+                record.status, record.message = "cancelled", f"asks before running {result.path}"
+                asked.append(result)
+                return
             matcher, untrained = result
             self.add_matcher(matcher, key, spec, role, untrained)
+            note = model_picker.onnx_note(matcher)  # an ONNX network opened on assumed conventions
+            if note:
+                self.message.emit("warning", note)
 
         def failed(text: str) -> None:
             self.message.emit("error", f"could not open model '{spec}': {text}")
@@ -144,10 +168,17 @@ class Studio(QObject):
         def finished(_record: JobRecord) -> None:
             self._loading.discard(key)
             self.models_changed.emit()
+            if asked:  # the confirmation names the file; yes: trusted (that content) and loaded again
+                if trust_dialog.resolve(asked[0]):
+                    self.open_model(spec, role=role, key=key)
+                else:
+                    self.message.emit("warning", trust_dialog.declined_message(spec, asked[0]))
 
-        return self.jobs.start(
-            f"Load model {key}", load_entry, spec, on_result=done, on_error=failed, on_finished=finished
+        record = self.jobs.start(
+            f"Load model {key}", trust_dialog.load_or_ask, load_entry, spec,
+            on_result=done, on_error=failed, on_finished=finished,
         )
+        return record
 
     def add_matcher(
         self, matcher: Any, key: str, spec: str, role: str = "model", untrained: bool = False
@@ -155,8 +186,7 @@ class Studio(QObject):
         """Add an already loaded matcher (e.g. the result of a distillation or pruning job)."""
         if self.entry(key) is not None:
             key = self.unique_key(key)
-        entry = ModelEntry(key, spec, matcher, role, untrained, model_color(self._colors))
-        self._colors += 1
+        entry = ModelEntry(key, spec, matcher, role, untrained, model_color(self._color_for(key)))
         self._order.setdefault(key, len(self._order))
         self.models.append(entry)
         self.models.sort(key=lambda m: self._order.get(m.key, 1 << 30))
@@ -165,6 +195,24 @@ class Studio(QObject):
         self.queue_stats(key)
         self._remember_models()
         return entry
+
+    def _color_for(self, key: str) -> int:
+        """A model keeps its colour across restarts (saved per key); a new key takes the first colour no
+        open model has."""
+        saved = self.settings.get("models/colors", {})
+        used = {self._color_index[m.key] for m in self.models if m.key in self._color_index and m.key != key}
+        index = saved.get(key)
+        if not isinstance(index, int) or index in used:
+            index = next(i for i in range(len(used) + 1) if i not in used)
+        self._color_index[key] = index
+        saved[key] = index
+        self.settings.set("models/colors", saved)
+        return index
+
+    def set_frame(self, frame: Any) -> None:
+        """The preview shows `frame` now (the 3D view and the Export menu use it)."""
+        self.frame = frame
+        self.frame_changed.emit(frame)
 
     def remove_model(self, key: str) -> None:
         self.models = [m for m in self.models if m.key != key]
@@ -184,8 +232,13 @@ class Studio(QObject):
         self._next_stats()
 
     def refresh_all_stats(self) -> None:
+        """Measure every model again (the data changed): accuracy numbers of the old data go now, and a
+        measurement still running on the old data is cancelled (its late result or error is dropped)."""
+        if self._stats_running is not None:
+            self.jobs.cancel(self._stats_running)
         for m in self.models:
-            m.stats.pop("epe", None)
+            for name in ACCURACY_STATS:
+                m.stats.pop(name, None)
             self.queue_stats(m.key)
 
     def _next_stats(self) -> None:
@@ -197,16 +250,26 @@ class Studio(QObject):
             self._next_stats()
             return
 
+        generation = self._data_generation
+
+        def stale() -> bool:  # measured on a data source that has been replaced since
+            return generation != self._data_generation
+
         def progress(event: Any) -> None:
-            if event.kind == "stats" and isinstance(event.payload, dict):
+            if event.kind == "stats" and isinstance(event.payload, dict) and not stale():
                 entry.stats.update(event.payload)
                 self.model_updated.emit(key)
 
         def done(stats: dict[str, Any]) -> None:
+            if stale():
+                return
             entry.stats.update(stats)
             self.model_updated.emit(key)
 
         def failed(text: str) -> None:
+            if stale():
+                log.info("dropped a failure measuring %s on the previous data: %s", key, text)
+                return
             entry.stats["error"] = text
             self.model_updated.emit(key)
             self.message.emit("warning", f"measuring {key}: {text}")
@@ -227,16 +290,22 @@ class Studio(QObject):
             on_finished=finished,
         )
 
+    def stats_busy(self) -> bool:
+        """True while the stats queue measures models (a panel's own timings can wait for it: evaluating a
+        model beside a timing disturbs it)."""
+        return self._stats_running is not None or (bool(self._stats_queue) and self.stats_enabled)
+
     def set_stats_enabled(self, enabled: bool) -> None:
         self.stats_enabled = enabled
         self._next_stats()
 
     # ----- data
-    def set_data(self, spec: str) -> JobRecord:
+    def set_data(self, spec: str, on_finished: Callable[[JobRecord], None] | None = None) -> JobRecord:
         """Open a data source in the background; `data_changed` fires when it is ready."""
 
         def done(dataset: Any) -> None:
             self.dataset, self.data_spec = dataset, spec
+            self._data_generation += 1
             self.settings.set("data/spec", spec)
             self.data_changed.emit()
             self.refresh_all_stats()
@@ -245,5 +314,11 @@ class Studio(QObject):
             self.message.emit("error", f"could not open data '{spec}': {text}")
 
         return self.jobs.start(
-            f"Open data {spec}", open_data, spec, self.size, on_result=done, on_error=failed
+            f"Open data {spec}",
+            open_data,
+            spec,
+            self.size,
+            on_result=done,
+            on_error=failed,
+            on_finished=on_finished,
         )

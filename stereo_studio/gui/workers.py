@@ -4,39 +4,135 @@
 of a job never blocks the window), iterates the generator there and relays each `Progress` to the GUI
 thread. Cancel = `quit()`: the generator is not resumed and is closed in its own thread (its `finally`
 blocks run there). Plain functions run the same way (`start_call`).
+
+Thread discipline (a worker thread runs engine code only):
+- Qt objects are destroyed on the GUI thread only. Python's cyclic garbage collector runs in whichever thread
+  happens to allocate, so a worker could free a cycle holding a widget (a crash or a deadlock between Qt's
+  mutexes and the GIL): `install_gui_gc()` turns automatic collection off and collects on a GUI-thread timer
+  (pyqtgraph's `GarbageCollector`); a worker's own Python wrapper is released on the GUI thread too.
+- Workers never touch the process-wide `warnings` state: superqt's `WorkerBase.run` wraps every job in
+  `warnings.catch_warnings()`, which is not thread-safe (overlapping jobs restore each other's filters and
+  `showwarning`); `JobWorker.run` does the same work without it. Warnings the GUI does not want are
+  filtered once, here, at import on the main thread.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import logging
 import os
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QThread, QThreadPool, QTimer, Signal
 from superqt.utils import GeneratorWorker
 
-from stereo_studio.errors import JobCancelled, StereoStudioError
+from stereo_studio.errors import StereoStudioError
 
 log = logging.getLogger("stereo_studio.gui")
+
+# Torch-Pruning's shape inference warns on every deep concat chain of our nets (harmless: the widths come
+# from the layer shapes). Filtered here, once, on the main thread: never from inside a job.
+warnings.filterwarnings("ignore", message="Maximum recursive depth reached!", category=UserWarning)
+
+GC_INTERVAL_S = 1.0  # how often the GUI thread collects cyclic garbage (automatic collection is off)
+RETIRE_GRACE_S = 5.0  # a finished worker is released on the GUI thread once its pool thread let go of it
+
+
+class GuiThreadGarbageCollector(QObject):
+    """pyqtgraph's `GarbageCollector` (automatic collection off; the generations are collected on a GUI-thread
+    timer with the interpreter's own thresholds), plus: automatic collection is turned off again if a library
+    turns it back on, and finished workers are released here, on the GUI thread."""
+
+    def __init__(self, interval_s: float = GC_INTERVAL_S) -> None:
+        super().__init__()
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        self._collector = GarbageCollector(interval=interval_s)  # gc.disable() + its own timer
+        self._retired: list[tuple[float, Any]] = []
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start(int(interval_s * 1000))
+
+    def retire(self, worker: Any) -> None:
+        """Keep `worker` referenced until its pool thread is done with it (see `_release`)."""
+        self._retired.append((time.monotonic(), worker))
+
+    def _tick(self) -> None:
+        if gc.isenabled():  # someone turned automatic collection back on: a worker could collect again
+            gc.disable()
+        self._release()
+
+    def _release(self, force: bool = False) -> None:
+        """Drop the finished workers the pool has deleted (their C++ side is gone, so no thread but this
+        one holds them), or that finished long ago."""
+        import shiboken6
+
+        now, keep = time.monotonic(), []
+        for since, worker in self._retired:
+            done = force or not shiboken6.isValid(worker) or now - since > RETIRE_GRACE_S
+            if not done or worker.is_running:
+                keep.append((since, worker))
+        self._retired = keep
+
+    def resume(self) -> None:
+        gc.disable()
+        self._timer.start()
+        self._collector.timer.start()
+
+    def stop(self) -> None:
+        """Automatic collection back on (tests, after the last window)."""
+        self._timer.stop()
+        self._collector.timer.stop()
+        self._release(force=True)
+        gc.enable()
+
+
+_gui_gc: GuiThreadGarbageCollector | None = None
+
+
+def install_gui_gc() -> GuiThreadGarbageCollector:
+    """Collect cyclic garbage on the GUI thread only (idempotent; call it on the GUI thread)."""
+    global _gui_gc
+    app = QCoreApplication.instance()
+    if app is None or QThread.currentThread() is not app.thread():
+        raise RuntimeError("install_gui_gc() must be called on the GUI thread of a running QApplication")
+    if _gui_gc is None:
+        _gui_gc = GuiThreadGarbageCollector()
+    elif gc.isenabled():
+        _gui_gc.resume()
+    return _gui_gc
+
+
+def uninstall_gui_gc() -> None:
+    """Back to automatic collection (tests that run non-GUI code afterwards)."""
+    if _gui_gc is not None:
+        _gui_gc.stop()
 
 
 WORKER_NICENESS = 10  # worker threads yield the CPU to the GUI thread (2 cores are easily saturated)
 
 
 def _lower_thread_priority() -> None:
-    """Give this worker thread a lower OS scheduling priority than the GUI thread (Linux: per-thread nice;
-    elsewhere nothing happens). Pool threads keep it, so every job runs below the event loop."""
-    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: keep the default
+    """Give this worker thread a lower OS scheduling priority than the GUI thread: Linux's per-thread nice
+    (which Qt's thread priorities do not change for normal threads), elsewhere (Windows, macOS) Qt's
+    `QThread.setPriority`. Pool threads keep it, so every job runs below the event loop."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: Qt's priority below
         tid = threading.get_native_id()
         if os.getpriority(os.PRIO_PROCESS, tid) < WORKER_NICENESS:
             os.setpriority(os.PRIO_PROCESS, tid, WORKER_NICENESS)
+        return
+    thread = QThread.currentThread()
+    if thread is not None and thread.priority() not in (QThread.Priority.LowPriority,
+                                                        QThread.Priority.LowestPriority):
+        thread.setPriority(QThread.Priority.LowPriority)
 
 
 def _drive(factory: Callable[..., Any], args: tuple, kwargs: dict) -> Generator[Any, None, Any]:
@@ -53,7 +149,35 @@ class JobError(Exception):
 
 
 class JobWorker(GeneratorWorker):
-    """A GeneratorWorker that closes its generator in the worker thread when it stops for any reason."""
+    """A GeneratorWorker that closes its generator in the worker thread when it stops for any reason, and
+    runs without touching the process-wide `warnings` state (see the module notes)."""
+
+    outcome: str = ""  # returned | errored | aborted, once the job has ended
+    error: BaseException | None = None
+
+    def run(self) -> None:
+        """superqt's `WorkerBase.run` without `warnings.catch_warnings()`: a job's warnings go through the
+        filters set on the main thread. The outcome is kept on the worker (`outcome`: returned | errored |
+        aborted) so a window closing without an event loop still knows how each job ended."""
+        self.started.emit()
+        self._running = True
+        try:
+            result = self.work()
+            if isinstance(result, BaseException):
+                raise result
+            if self.abort_requested:
+                self.outcome = "aborted"
+            else:
+                self.outcome = "returned"
+                self.returned.emit(result)
+        except Exception as exc:
+            self.outcome = "errored"
+            self.error = exc
+            self.errored.emit(exc)
+        finally:
+            self._running = False
+            self.finished.emit()
+            self._finished.emit(self)
 
     def work(self):
         try:
@@ -110,7 +234,8 @@ class JobManager(QObject):
         self.records: list[JobRecord] = []
         self._ids = itertools.count(1)
         self.closed = False  # after cancel_all(): late signals of finished workers are ignored
-        self._workers: set[JobWorker] = set()
+        self._workers: dict[JobWorker, JobRecord] = {}
+        self._gc = install_gui_gc()  # created on the GUI thread: so is every manager
         pool = QThreadPool.globalInstance()
         # Jobs, the live preview and measurements run at the same time: never let the pool queue them.
         pool.setMaxThreadCount(max(pool.maxThreadCount(), 16))
@@ -127,7 +252,11 @@ class JobManager(QObject):
         track: bool = True,
         **kwargs: Any,
     ) -> JobRecord:
-        """Run `factory(*args, **kwargs)` (a job generator or a plain function) in a worker thread."""
+        """Run `factory(*args, **kwargs)` (a job generator or a plain function) in a worker thread.
+
+        The callbacks run on the GUI thread. They (and the slots below) reach the worker through
+        `record.worker` only: a slot holding the worker itself would make a cycle through Qt's connections
+        that no collector can see, and the worker, its signals and every callback would never be freed."""
         record = JobRecord(next(self._ids), title)
         worker = JobWorker(_drive, factory, args, kwargs)
         record.worker = worker
@@ -135,7 +264,8 @@ class JobManager(QObject):
         def progress(event: Any) -> None:
             if self.closed:
                 return
-            if record.status in ("queued", "paused") and not worker.is_paused:
+            paused = record.worker is not None and record.worker.is_paused
+            if record.status in ("queued", "paused") and not paused:
                 record.status = "running"
             fraction = getattr(event, "fraction", None)
             if fraction is not None:
@@ -161,21 +291,20 @@ class JobManager(QObject):
                         on_error(record.error)
 
         def errored(exc: BaseException) -> None:
-            if isinstance(exc, JobCancelled) or self.closed:
-                record.status = "cancelled"
-                return
-            record.status, record.error = "failed", error_message(exc)
+            record.status, record.error = "failed", error_message(exc)  # a failure, even while closing
             if not isinstance(exc, StereoStudioError):
                 exc = exc.__cause__ if isinstance(exc, JobError) and exc.__cause__ else exc
                 log.error("job %s failed:\n%s", title, "".join(traceback.format_exception(exc)))
-            if on_error is not None:
+            if on_error is not None and not self.closed:
                 on_error(record.error)
 
         def finished() -> None:
-            self._workers.discard(worker)
-            if record.status in ("queued", "running", "paused"):
-                record.status = "cancelled" if worker.abort_requested else "done"
-            record.ended = time.monotonic()
+            done = record.worker
+            if done is not None:
+                self._workers.pop(done, None)
+                self._settle(record, done)
+                self._gc.retire(done)  # released on this thread once the pool thread let go of it
+            record.ended = record.ended or time.monotonic()
             record.worker = None
             if self.closed:
                 return
@@ -198,9 +327,22 @@ class JobManager(QObject):
         if track:
             self.records.append(record)
             self.job_added.emit(record)
-        self._workers.add(worker)
+        self._workers[worker] = record
         worker.start()
         return record
+
+    @staticmethod
+    def _settle(record: JobRecord, worker: JobWorker) -> None:
+        """The final status of a job that stopped, from how its worker ended."""
+        if not record.active:
+            return
+        if worker.outcome == "errored" and worker.error is not None:
+            record.status, record.error = "failed", error_message(worker.error)
+        elif worker.outcome == "returned":
+            record.status = "done"
+        else:  # aborted, or never started
+            record.status = "cancelled"
+        record.ended = time.monotonic()
 
     def _set_status(self, record: JobRecord, status: str) -> None:
         if record.active and not self.closed:
@@ -227,10 +369,7 @@ class JobManager(QObject):
         """Cancel every job this manager started and wait for them; True if all stopped in time.
         Afterwards the manager ignores the late signals of its workers (the window is going away)."""
         self.closed = True
-        for record in self.records:
-            if record.active:
-                record.status, record.ended = "cancelled", time.monotonic()
-        workers = list(self._workers)
+        workers = dict(self._workers)
         for worker in workers:
             worker.quit()
             if worker.is_paused:
@@ -238,4 +377,7 @@ class JobManager(QObject):
         deadline = time.monotonic() + wait_ms / 1000.0
         while any(w.is_running for w in workers) and time.monotonic() < deadline:
             time.sleep(0.01)
+        for worker, record in workers.items():
+            if not worker.is_running:  # stopped (or never started): its real outcome, not a guess
+                self._settle(record, worker)
         return not any(w.is_running for w in workers)

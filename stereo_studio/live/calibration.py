@@ -15,8 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from stereo_studio.engine.jobs import Job, Progress
 from stereo_studio.errors import DataError
+from stereo_studio.progress import Job, Progress
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp"}
 CALIB_EXTENSIONS = {".yml", ".yaml", ".xml", ".json"}
@@ -27,6 +27,10 @@ _ALIASES = {
     "D1": ("D1", "distCoeffs1", "distCoeffsL", "D_left"),
     "D2": ("D2", "distCoeffs2", "distCoeffsR", "D_right"),
 }
+# Beyond these a calibration is implausible (a good one is well under 1 px RMS and 0.5 px mean |dy|):
+# rectified rows would not line up, and every disparity computed from them is wrong.
+MAX_PLAUSIBLE_RMS = 2.0  # stereo reprojection RMS, px
+MAX_PLAUSIBLE_DY = 1.0  # mean |y_left - y_right| of corresponding points after rectification, px
 _SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.001)
 _UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-9)
 
@@ -89,6 +93,10 @@ class StereoCalibration:
         values = {k: getattr(self, k) for k in self.__dataclass_fields__}
         values.update(R1=R1, R2=R2, P1=P1, P2=P2, Q=Q, info=dict(self.info))
         return StereoCalibration(**values)
+
+    def quality_warnings(self) -> list[str]:
+        """`quality_warnings` of the numbers this calibration was saved with (none when it has none)."""
+        return quality_warnings(self.info.get("rms"), self.info.get("mean_abs_dy"), self.path)
 
     def check_size(self, size: tuple[int, int], what: str = "the frames") -> None:
         """Raise DataError when `size` (height, width) is not the calibrated image size."""
@@ -228,9 +236,14 @@ class CalibrationResult:
     def baseline(self) -> float:
         return self.calibration.baseline
 
+    def warnings(self) -> list[str]:
+        """Messages when the rectification error is implausible (see `quality_warnings`)."""
+        return quality_warnings(self.rms, self.mean_abs_dy)
+
     def summary(self) -> dict[str, Any]:
         """Numbers for JSON output."""
         data = {k: v for k, v in asdict(self).items() if k != "calibration"}
+        data["warnings"] = self.warnings()
         h, w = self.calibration.image_size or (0, 0)
         data.update(
             baseline=self.baseline,
@@ -239,6 +252,20 @@ class CalibrationResult:
             focal_px=float(self.calibration.P1[0, 0]) if self.calibration.P1 is not None else None,
         )
         return data
+
+
+def quality_warnings(rms: float | None, mean_abs_dy: float | None, path: str | None = None) -> list[str]:
+    """One message per implausible number: reprojection RMS above MAX_PLAUSIBLE_RMS px, or rows still
+    MAX_PLAUSIBLE_DY px apart on average after rectification."""
+    where = f" ({path})" if path else ""
+    out = []
+    if rms is not None and not rms <= MAX_PLAUSIBLE_RMS:
+        out.append(f"calibration{where}: reprojection RMS {rms:.2f} px is implausible (a good one is below 1 "
+                   "px): check the --board corner count, the pairing of left and right images, sharp images")
+    if mean_abs_dy is not None and not mean_abs_dy <= MAX_PLAUSIBLE_DY:
+        out.append(f"calibration{where}: rectified rows are {mean_abs_dy:.2f} px apart on average (should be "
+                   "well below 1 px): disparities computed after this rectification are unreliable")
+    return out
 
 
 def find_calibration_pairs(image_dir: str | Path) -> list[tuple[Path, Path]]:
@@ -400,6 +427,8 @@ def calibrate_stereo(
         kind="step",
         metrics={"rms": float(rms), "mean_abs_dy": float(dy.mean())},
     )
+    for message in quality_warnings(float(rms), float(dy.mean())):
+        yield Progress(total, total, message, kind="warning")
     return CalibrationResult(
         calib,
         float(rms),

@@ -10,10 +10,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from stereo_studio.engine.jobs import Job, Progress
+from stereo_studio.data.checks import range_warnings, scene_disparity_range
 from stereo_studio.errors import ModelError, SourceError
 from stereo_studio.live.calibration import StereoCalibration
 from stereo_studio.live.colormap import auto_range, colorize, error_colorize
+from stereo_studio.live.postfilter import FilterChain
 from stereo_studio.live.rectify import Rectifier
 from stereo_studio.live.sources import (
     FrameSource,
@@ -22,8 +23,9 @@ from stereo_studio.live.sources import (
     StereoFrame,
     resize_views,
 )
+from stereo_studio.progress import Job, Progress
 
-STAGES = ("grab", "wait", "rectify", "resize", "infer", "colormap", "metrics", "total")
+STAGES = ("grab", "wait", "rectify", "resize", "infer", "filter", "colormap", "metrics", "total")
 
 
 class DisparityMatcher(Protocol):
@@ -36,7 +38,8 @@ class DisparityMatcher(Protocol):
 
 @dataclass
 class ModelOutput:
-    """One model's result on one frame. `ms` is its inference time; `fps` = 1000 / ms (model only)."""
+    """One model's result on one frame. `ms` is its inference time; `fps` = 1000 / ms (model only);
+    `filter_ms` the time of its post-filters (`post_filters` names them; `disparity` is after them)."""
 
     name: str
     disparity: np.ndarray
@@ -46,6 +49,8 @@ class ModelOutput:
     metrics: dict[str, float] | None = None
     error: np.ndarray | None = None
     error_color: np.ndarray | None = None
+    filter_ms: float = 0.0
+    post_filters: tuple[str, ...] = ()
 
 
 @dataclass
@@ -68,6 +73,7 @@ class FrameResult:
     valid: np.ndarray | None = None
     dropped: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    warnings: dict[str, str] = field(default_factory=dict)  # {"model:kind" | "calibration": message}
 
     @property
     def metrics(self) -> dict[str, dict[str, float]]:
@@ -126,9 +132,16 @@ class StereoPipeline:
         max_error: float = 5.0,
         stall_timeout: float = 5.0,
         prefetch: bool = True,
+        post_filters: str | Sequence[str] | Mapping[str, str | Sequence[str]] | None = None,
     ) -> None:
         self.source = source
         self.matchers = _named_matchers(matchers)
+        self._chains: dict[str, FilterChain] = {}
+        if isinstance(post_filters, Mapping):
+            for name, names in post_filters.items():
+                self.set_post_filters(names, model=name)
+        elif post_filters:
+            self.set_post_filters(post_filters)
         self.rectifier = rectifier
         self.input_size = input_size
         self.colormap = colormap
@@ -140,6 +153,26 @@ class StereoPipeline:
         self.prefetch = prefetch
         self._stats: _RunStats | None = None
         colorize(np.zeros((2, 2), np.float32), 0, 1, cmap=colormap)  # fail early on an unknown colour map
+
+    def set_post_filters(self, names: str | Sequence[str] | None, model: str | None = None) -> None:
+        """Post-filters (`stereo_studio.live.postfilter` names) of one model, or of every model (None);
+        takes effect from the next frame, with fresh temporal state."""
+        chain = FilterChain(names)
+        targets = list(self.matchers) if model is None else [model]
+        for name in targets:
+            if name not in self.matchers:
+                raise ModelError(f"no model '{name}' in this preview (models: {', '.join(self.matchers)})")
+            self._chains[name] = FilterChain(chain.names)
+
+    def post_filters(self, model: str) -> tuple[str, ...]:
+        """The post-filters applied to `model`'s disparity."""
+        chain = self._chains.get(model)
+        return chain.names if chain is not None else ()
+
+    def reset_post_filters(self) -> None:
+        """Forget the temporal filters' previous frames (call after a seek or a jump in the stream)."""
+        for chain in list(self._chains.values()):
+            chain.reset()
 
     def process(self, frame: StereoFrame, grab_ms: float = 0.0, wait_ms: float = 0.0) -> FrameResult:
         """Rectify, resize, run every model, colour-map and score one frame."""
@@ -169,10 +202,24 @@ class StereoPipeline:
             disparities[name] = (disp, (time.perf_counter() - t0) * 1000.0)
         t, timings["infer"] = _lap(t)
 
+        filtered: dict[str, tuple[float, tuple[str, ...]]] = {}
+        for name, (disp, ms) in list(disparities.items()):
+            chain = self._chains.get(name)
+            if chain:
+                t0 = time.perf_counter()
+                disparities[name] = (chain.apply(disp, left), ms)
+                filtered[name] = ((time.perf_counter() - t0) * 1000.0, chain.names)
+        for name, disp in (frame.meta.get("recorded") or {}).items():  # a recording opened as the source
+            if disp.shape == left.shape[:2]:
+                key = f"{name} (recorded)"
+                disparities[key if key not in disparities else f"{key}#2"] = (disp, 0.0)
+        t, timings["filter"] = _lap(t)
+
         vmin, vmax = self._range(gt, valid, next(iter(disparities.values()))[0])
         outputs = {
             name: ModelOutput(
-                name, disp, colorize(disp, vmin, vmax, self.colormap), ms, 1000.0 / max(ms, 1e-6)
+                name, disp, colorize(disp, vmin, vmax, self.colormap), ms, 1000.0 / max(ms, 1e-6),
+                filter_ms=filtered.get(name, (0.0, ()))[0], post_filters=filtered.get(name, (0.0, ()))[1],
             )
             for name, (disp, ms) in disparities.items()
         }
@@ -187,6 +234,7 @@ class StereoPipeline:
                     out.error = error_map(out.disparity, gt, valid)
                     out.error_color = error_colorize(out.error, self.max_error)
         t, timings["metrics"] = _lap(t)
+        warnings = self._warnings(frame, left.shape[:2], gt, valid)
         timings["total"] = wait_ms + sum(timings[s] for s in STAGES[2:-1])
         latency = (time.monotonic() - frame.timestamp) * 1000.0
         return FrameResult(
@@ -199,8 +247,31 @@ class StereoPipeline:
             latency,
             gt=gt,
             valid=valid,
-            meta=dict(frame.meta),
+            meta={**frame.meta, "captured": frame.timestamp},
+            warnings=warnings,
         )
+
+    def _warnings(self, frame: StereoFrame, size: tuple[int, int], gt, valid) -> dict[str, str]:
+        """Results out of their range: a scene beyond a model's max disparity (its declared ndisp, scaled to
+        the model's input, or its ground truth), an image too small for a model, an implausible
+        calibration."""
+        meta = dict(frame.meta)
+        if meta.get("max_disp") and tuple(size) != tuple(frame.size):
+            meta["max_disp"] = float(meta["max_disp"]) * size[1] / frame.size[1]
+        scene = scene_disparity_range(meta, gt, valid)
+        where = str(meta.get("name", "") or "")
+        out = {
+            f"{name}:{kind}": message
+            for name, matcher in self.matchers.items()
+            for kind, message in range_warnings(
+                name, getattr(matcher, "max_disp", None), size, scene, where
+            ).items()
+        }
+        calibration = getattr(self.rectifier, "calib", None)
+        if calibration is not None:
+            for i, message in enumerate(calibration.quality_warnings()):
+                out[f"calibration:{i}"] = message
+        return out
 
     def _range(self, gt, valid, first: np.ndarray) -> tuple[float, float]:
         if self.disp_range is not None:
@@ -223,6 +294,7 @@ class StereoPipeline:
         grabber = LatestFrameGrabber(source) if realtime else None
         reader = PrefetchReader(source) if self.prefetch and not realtime else None
         stats = self._stats = _RunStats(list(self.matchers), grabber)
+        warned: set[str] = set()  # each kind of warning is yielded once per run (the frames carry them all)
         last = None
         fps = 0.0
         try:
@@ -251,6 +323,11 @@ class StereoPipeline:
                 result.fps = fps
                 result.dropped = grabber.dropped if grabber else 0
                 stats.add(result)
+                for key, message in result.warnings.items():
+                    if key not in warned:
+                        warned.add(key)
+                        stats.warnings.append(message)
+                        yield Progress(stats.frames - 1, total, message, kind="warning")
                 yield Progress(
                     stats.frames,
                     total,
@@ -291,9 +368,11 @@ class _RunStats:
         self.end: float | None = None
         self.sums = dict.fromkeys(STAGES, 0.0)
         self.model_ms = dict.fromkeys(names, 0.0)
+        self.filter_ms = dict.fromkeys(names, 0.0)
         self.model_metrics: dict[str, list[dict[str, float]]] = {name: [] for name in names}
         self.latencies: list[float] = []
         self.error: SourceError | None = None
+        self.warnings: list[str] = []
 
     def add(self, result: FrameResult) -> None:
         self.frames += 1
@@ -301,7 +380,11 @@ class _RunStats:
             self.sums[stage] += ms
         self.latencies.append(result.latency_ms)
         for name, out in result.outputs.items():
+            if name not in self.model_ms:  # a recorded disparity shown beside the models
+                self.model_ms[name] = self.filter_ms[name] = 0.0
+                self.model_metrics[name] = []
             self.model_ms[name] += out.ms
+            self.filter_ms[name] += out.filter_ms
             if out.metrics is not None:
                 self.model_metrics[name].append(out.metrics)
 
@@ -314,6 +397,8 @@ class _RunStats:
         for name, total_ms in self.model_ms.items():
             ms = total_ms / n if n else nan
             entry = {"ms": ms, "fps": 1000.0 / ms if n and ms > 0 else nan}
+            if self.filter_ms.get(name):
+                entry["filter_ms"] = self.filter_ms[name] / n
             scored = self.model_metrics[name]
             if scored:
                 for key in scored[0]:
@@ -336,6 +421,7 @@ class _RunStats:
             "dropped": grabber.dropped if grabber else 0,
             "models": models,
             "error": str(self.error) if self.error is not None else None,
+            "warnings": list(self.warnings),
         }
 
 

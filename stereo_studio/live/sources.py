@@ -67,7 +67,9 @@ class FrameSource:
         self.fps = fps
         self.loop = loop
         self.frame_count: int | None = None
+        self.length: int | None = None  # frames in the file / dataset (also when looping); None if unknown
         self._index = 0
+        self._position = 0  # the file position of the next frame (0 again after a loop restarts)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -77,6 +79,9 @@ class FrameSource:
 
     def _rewind(self) -> None:
         raise SourceError(f"{self.name}: this source cannot loop")
+
+    def _seek(self, index: int) -> None:
+        raise SourceError(f"{self.name}: this source cannot seek")
 
     def _release(self) -> None:
         pass
@@ -91,6 +96,7 @@ class FrameSource:
                 pair = self._read_pair()
                 if pair is None and self.loop and self._index > 0:
                     self._rewind()
+                    self._position = 0
                     pair = self._read_pair()
             except SourceError:
                 raise
@@ -105,10 +111,52 @@ class FrameSource:
             if left.shape != right.shape:
                 raise SourceError(f"{self.name}: left {left.shape[:2]} and right {right.shape[:2]} differ")
             if self.size is not None and left.shape[:2] != tuple(self.size):
+                if meta.get("max_disp"):  # a declared disparity range scales with the width
+                    meta = {**meta, "max_disp": float(meta["max_disp"]) * self.size[1] / left.shape[1]}
                 left, right, gt, valid = resize_views(left, right, gt, valid, self.size)
-            frame = StereoFrame(left, right, self._index, stamp, gt, valid, {"source": self.name, **meta})
+            meta = {"source": self.name, "position": self._position, **meta}
+            frame = StereoFrame(left, right, self._index, stamp, gt, valid, meta)
             self._index += 1
+            self._position += 1
             return frame
+
+    @property
+    def seekable(self) -> bool:
+        """True for files and datasets of known length (videos, recordings, indexable datasets)."""
+        return self.length is not None and type(self)._seek is not FrameSource._seek
+
+    @property
+    def position(self) -> int:
+        """Index of the frame the next `read()` returns (within the file: 0 again after a loop restart)."""
+        return self._position
+
+    def seek(self, index: int) -> None:
+        """Make `index` (0 .. length - 1) the next frame `read()` returns; its `StereoFrame.index` is `index`.
+
+        Raises SourceError for live sources, sources of unknown length and out-of-range indices."""
+        with self._lock:
+            if self._closed:
+                raise SourceError(f"{self.name}: the source is closed")
+            if not self.seekable:
+                raise SourceError(f"{self.name}: cannot seek (a camera, or a stream of unknown length)")
+            n = int(self.length or 0)
+            if not 0 <= int(index) < n:
+                raise SourceError(f"{self.name}: frame {index} is out of range (0 to {n - 1})")
+            try:
+                self._seek(int(index))
+            except SourceError:
+                raise
+            except (OSError, cv2.error, ValueError, StereoStudioError) as exc:
+                raise SourceError(f"{self.name}: cannot seek to frame {index}: {exc}") from exc
+            self._index = self._position = int(index)
+
+    def read_at(self, index: int) -> StereoFrame:
+        """The frame at `index` (seek, then read); the next `read()` returns `index + 1`."""
+        self.seek(index)
+        frame = self.read()
+        if frame is None:
+            raise SourceError(f"{self.name}: frame {index} could not be read")
+        return frame
 
     def __iter__(self) -> Iterator[StereoFrame]:
         while (frame := self.read()) is not None:
@@ -200,6 +248,22 @@ class _Video:
         self.read_count = 0
         if not self.cap.isOpened():
             raise SourceError(f"cannot reopen video {self.path}")
+
+    def seek(self, index: int) -> None:
+        """Position the decoder before frame `index`: FFMPEG's seek when it lands exactly, else from the start
+        frame by frame (grab without decoding)."""
+        if index == self.read_count:
+            return
+        landed = self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        if landed and int(self.cap.get(cv2.CAP_PROP_POS_FRAMES)) == index:
+            self.read_count = index
+            return
+        if index < self.read_count:
+            self.rewind()
+        while self.read_count < index:
+            if not self.cap.grab():
+                raise SourceError(f"video {self.path}: cannot seek to frame {index}")
+            self.read_count += 1
 
     def release(self) -> None:
         self.cap.release()
@@ -301,6 +365,7 @@ class SbsVideoSource(FrameSource):
         self._video = _Video(Path(path))
         super().__init__(str(path), size, fps or self._video.fps, loop)
         self.frame_count = None if loop else self._video.expected
+        self.length = self._video.expected
 
     def _read_pair(self) -> _Pair | None:
         bgr = self._video.read()
@@ -311,6 +376,9 @@ class SbsVideoSource(FrameSource):
 
     def _rewind(self) -> None:
         self._video.rewind()
+
+    def _seek(self, index: int) -> None:
+        self._video.seek(index)
 
     def _release(self) -> None:
         self._video.release()
@@ -336,6 +404,7 @@ class VideoPairSource(FrameSource):
         super().__init__(f"{left},{right}", size, fps or self._left.fps, loop)
         counts = [c for c in (self._left.expected, self._right.expected) if c]
         self.frame_count = None if loop or not counts else min(counts)
+        self.length = min(counts) if len(counts) == 2 else None
 
     def _read_pair(self) -> _Pair | None:
         a, b = self._left.read(), self._right.read()
@@ -349,6 +418,10 @@ class VideoPairSource(FrameSource):
     def _rewind(self) -> None:
         self._left.rewind()
         self._right.rewind()
+
+    def _seek(self, index: int) -> None:
+        self._left.seek(index)
+        self._right.seek(index)
 
     def _release(self) -> None:
         self._left.release()
@@ -377,6 +450,7 @@ class DatasetSource(FrameSource):
             n = None
         self._indexable = n is not None and hasattr(dataset, "__getitem__")
         self.frame_count = None if loop else n
+        self.length = n if self._indexable else None
         if n == 0:
             raise SourceError(f"{name}: no stereo pairs found")
         self._pos = 0
@@ -395,11 +469,20 @@ class DatasetSource(FrameSource):
                 return None
         self._pos += 1
         meta = {"name": getattr(sample, "name", str(self._pos - 1))}
+        declared = (getattr(sample, "meta", None) or {}).get("max_disp")
+        if declared:
+            meta["max_disp"] = float(declared)  # the scene's disparity range (calib.txt ndisp)
+        for key in ("calib", "recorded", "timestamp"):  # depth calibration; a recording's disparities
+            if key in (getattr(sample, "meta", None) or {}):
+                meta[key] = sample.meta[key]
         return sample.left, sample.right, sample.disparity, sample.valid, meta
 
     def _rewind(self) -> None:
         self._pos = 0
         self._iter = None
+
+    def _seek(self, index: int) -> None:
+        self._pos = index
 
 
 def _parse_cameras(text: str) -> list[int] | None:
@@ -454,6 +537,10 @@ def open_source(
         raise SourceError(
             f"source not found: '{text}' (expected a camera index, a video file, a folder or 'synthetic')"
         )
+    if path.is_dir() and (path / "recording.json").is_file():  # a raw recording (live/playback.py)
+        from stereo_studio.live.playback import open_recording
+
+        return open_recording(path, size=size, fps=fps, loop=loop, limit=limit)
     if path.is_dir():
         return _dataset_source(str(path), size, fps, loop, limit)
     if layout == "pair":

@@ -29,13 +29,13 @@ def _check(left: torch.Tensor, right: torch.Tensor, groups: int, method: str) ->
 
 
 def _shift_product(left: torch.Tensor, right: torch.Tensor, d: int) -> torch.Tensor:
-    """left * right shifted right by d pixels, zero where x < d."""
-    w = left.shape[-1]
+    """left * right shifted right by d pixels, zero where x < d (all zero when d >= width).
+
+    Written without a branch on the width, so a traced (ONNX) graph stays right at widths below the
+    disparity range too."""
     if d == 0:
         return left * right
-    if d >= w:
-        return torch.zeros_like(left)
-    return F.pad(left[..., d:] * right[..., :-d], (d, 0))
+    return left * F.pad(right, (d, 0))[..., : left.shape[-1]]
 
 
 def _windows(right: torch.Tensor, disparities: int) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Matchers: one interface for everything that turns a rectified RGB pair into a disparity map.
 
 `NetMatcher` wraps a torch model (eval, inference_mode, channels-last, BatchNorm folded into the convolutions
-of an inference copy, bf16 autocast only where the CPU has native bf16 kernels); `SGBMMatcher` wraps OpenCV's
+of an inference copy, bf16 autocast when asked or measured faster here); `SGBMMatcher` wraps OpenCV's
 semi-global block matching with hole filling.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -59,11 +60,15 @@ def bf16_is_native() -> bool:
 
 
 def resolve_precision(precision: str) -> str:
-    """'auto' -> 'bf16' where bf16 is native, else 'fp32'."""
+    """'auto' -> the precision measured fastest for inference on this machine (`stereo_studio.runtime`: the
+    cached probe choice, or $STEREO_STUDIO_PRECISION; 'fp32' before any measurement). Native bf16 support
+    alone decides nothing: bf16 was slower than fp32 on an AVX-512-BF16 CPU without AMX, 9x slower on AVX2."""
     if precision not in PRECISIONS:
         raise ModelError(f"unknown precision '{precision}' (auto, fp32, bf16)")
     if precision == "auto":
-        return "bf16" if bf16_is_native() else "fp32"
+        from stereo_studio.runtime import inference_settings
+
+        return inference_settings().precision
     return precision
 
 
@@ -185,10 +190,144 @@ class NetMatcher(Matcher):
                 "channels_last": self.channels_last, "bn_folded": self.fuse, "config": self.config}
 
 
-class SGBMMatcher(Matcher):
-    """OpenCV StereoSGBM (3-way by default); invalid pixels filled from the nearest valid one on the left."""
+_SGBM_MODES: dict[str, int] = {"sgbm": 0, "hh": 1, "3way": 2, "hh4": 3}
+_SGBM_MODE_ALIASES = {"sgbm_3way": "3way", "sgbm3way": "3way", "three_way": "3way", "full": "hh"}
+# spec keys (lower case, '-' read as '_') -> SGBMParams field
+_SGBM_KEYS = {
+    "block": "block_size", "block_size": "block_size", "blocksize": "block_size",
+    "p1": "p1", "p2": "p2",
+    "uniqueness": "uniqueness", "uniqueness_ratio": "uniqueness", "unique": "uniqueness",
+    "speckle_window": "speckle_window", "speckle_window_size": "speckle_window",
+    "speckle_win": "speckle_window",
+    "speckle_range": "speckle_range",
+    "disp12": "disp12_max_diff", "disp12_max_diff": "disp12_max_diff", "disp12maxdiff": "disp12_max_diff",
+    "mode": "mode",
+    "ndisp": "num_disparities", "num_disparities": "num_disparities", "numdisparities": "num_disparities",
+    "fill": "fill_holes", "fill_holes": "fill_holes",
+}
+SGBM_SPEC_KEYS = ("block", "p1", "p2", "uniqueness", "speckle-window", "speckle-range", "disp12", "mode",
+                  "ndisp", "fill")
+SGBM_SPEC_HELP = (
+    "comma-separated KEY=VALUE: block (odd, 1-51), p1, p2 (P2 > P1; default 8*3*block^2 and 32*3*block^2), "
+    "uniqueness (0-100 %%), speckle-window (0 = off), speckle-range, disp12 (max left-right difference, "
+    "-1 = off), mode (sgbm | hh | 3way | hh4), ndisp (multiple of 16; default from --max-disp), "
+    "fill (1 = fill invalid pixels from the left, 0 = leave them 0); e.g. 'block=7,p1=600,p2=2400,mode=hh'"
+)
 
-    MODES: ClassVar[dict[str, int]] = {"sgbm": 0, "hh": 1, "3way": 2, "hh4": 3}
+
+@dataclass(frozen=True)
+class SGBMParams:
+    """OpenCV StereoSGBM's tunable parameters, validated on creation (ModelError with a clear message).
+
+    Defaults are the project's SGBM (3-way, block 5, P1 600, P2 2400, uniqueness 5, speckle 100 / 2,
+    disp12MaxDiff 1). `p1` / `p2` None follow the block size as in OpenCV's samples (8 and 32 x 3 x block^2);
+    `num_disparities` None comes from the matcher's max_disp rounded up to 16. `fill_holes` is ours, not
+    OpenCV's: invalid pixels take the nearest valid value on their left (else they are 0).
+    """
+
+    block_size: int = 5
+    p1: int | None = None
+    p2: int | None = None
+    uniqueness: int = 5
+    speckle_window: int = 100
+    speckle_range: int = 2
+    disp12_max_diff: int = 1
+    mode: str = "3way"
+    num_disparities: int | None = None
+    fill_holes: bool = True
+
+    def __post_init__(self) -> None:
+        mode = _SGBM_MODE_ALIASES.get(str(self.mode).lower(), str(self.mode).lower())
+        if mode not in _SGBM_MODES:
+            raise ModelError(f"unknown SGBM mode '{self.mode}' ({', '.join(_SGBM_MODES)})")
+        object.__setattr__(self, "mode", mode)
+        b = self.block_size
+        if not 1 <= b <= 51 or b % 2 == 0:
+            raise ModelError(f"SGBM block size must be odd and positive (1-51), got {b}")
+        p1, p2 = self.resolved_p1, self.resolved_p2
+        if p1 < 0:
+            raise ModelError(f"SGBM P1 must be >= 0, got {p1}")
+        if p2 <= p1:
+            raise ModelError(f"SGBM needs P2 > P1 (P1 penalises 1 px disparity changes, P2 larger jumps); "
+                             f"got P1 {p1}, P2 {p2}")
+        if not 0 <= self.uniqueness <= 100:
+            raise ModelError(f"SGBM uniqueness is a percentage (0-100), got {self.uniqueness}")
+        if self.speckle_window < 0 or self.speckle_range < 0:
+            raise ModelError(f"SGBM speckle window / range must be >= 0 (window 0 turns the filter off), got "
+                             f"{self.speckle_window} / {self.speckle_range}")
+        if self.disp12_max_diff < -1:
+            raise ModelError(
+                f"SGBM disp12MaxDiff must be >= -1 (-1 turns the check off), got {self.disp12_max_diff}"
+            )
+        n = self.num_disparities
+        if n is not None and (n < 16 or n % 16):
+            raise ModelError(f"SGBM numDisparities must be a positive multiple of 16, got {n}")
+
+    @property
+    def resolved_p1(self) -> int:
+        return int(self.p1) if self.p1 is not None else 8 * 3 * self.block_size**2
+
+    @property
+    def resolved_p2(self) -> int:
+        return int(self.p2) if self.p2 is not None else 32 * 3 * self.block_size**2
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (for settings files and JSON); `from_dict` reads them back."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], base: SGBMParams | None = None) -> SGBMParams:
+        """Params from {key: value} (field names or the keys of `parse`) over `base` (default: defaults)."""
+        known = {f.name for f in fields(cls)}
+        changes: dict[str, Any] = {}
+        for key, value in values.items():
+            name = _SGBM_KEYS.get(str(key).strip().lower().replace("-", "_"), str(key))
+            if name not in known:
+                raise ModelError(f"unknown SGBM parameter '{key}' (known: {', '.join(SGBM_SPEC_KEYS)})")
+            changes[name] = _sgbm_value(name, value)
+        return replace(base or cls(), **changes)
+
+    @classmethod
+    def parse(cls, text: str, base: SGBMParams | None = None) -> SGBMParams:
+        """'block=7,p1=600,p2=2400,mode=hh' -> SGBMParams (see SGBM_SPEC_HELP); '' gives the defaults."""
+        values: dict[str, str] = {}
+        for part in (p.strip() for p in str(text).split(",")):
+            if not part:
+                continue
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise ModelError(f"bad SGBM setting '{part}': expected KEY=VALUE, e.g. block=7")
+            values[key.strip()] = value.strip()
+        return cls.from_dict(values, base)
+
+
+def _sgbm_value(name: str, value: Any) -> Any:
+    if value is None and name in ("p1", "p2", "num_disparities"):
+        return None
+    if name == "mode":
+        return str(value)
+    if name == "fill_holes":
+        if isinstance(value, str):
+            if value.strip().lower() not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
+                raise ModelError(f"SGBM fill must be 0 or 1, got '{value}'")
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ModelError(f"SGBM {name} must be an integer, got '{value}'") from None
+    if not number.is_integer():
+        raise ModelError(f"SGBM {name} must be an integer, got '{value}'")
+    return int(number)
+
+
+class SGBMMatcher(Matcher):
+    """OpenCV StereoSGBM (3-way by default); invalid pixels filled from the nearest valid one on the left.
+
+    `params` (an `SGBMParams`) overrides the keyword arguments; `set_params` changes them between frames
+    (live tuning): the OpenCV matcher is rebuilt at the next `predict`."""
+
+    MODES: ClassVar[dict[str, int]] = _SGBM_MODES
 
     def __init__(
         self,
@@ -200,47 +339,69 @@ class SGBMMatcher(Matcher):
         speckle_range: int = 2,
         disp12_max_diff: int = 1,
         fill_holes: bool = True,
+        params: SGBMParams | None = None,
     ) -> None:
-        if mode not in self.MODES:
-            raise ModelError(f"unknown SGBM mode '{mode}' ({', '.join(self.MODES)})")
-        if block_size < 1 or block_size % 2 == 0:
-            raise ModelError(f"SGBM block size must be odd and positive, got {block_size}")
+        if params is None:
+            params = SGBMParams(
+                block_size=block_size, mode=mode, uniqueness=uniqueness, speckle_window=speckle_window,
+                speckle_range=speckle_range, disp12_max_diff=disp12_max_diff, fill_holes=fill_holes,
+            )
         self.name = "sgbm"
-        self.max_disp = int(max_disp)
-        self.num_disparities = 16 * max(1, math.ceil(max_disp / 16))
-        self.block_size = block_size
-        self.mode = mode
-        self.p1 = 8 * 3 * block_size**2
-        self.p2 = 32 * 3 * block_size**2
-        self.uniqueness = uniqueness
-        self.speckle_window = speckle_window
-        self.speckle_range = speckle_range
-        self.disp12_max_diff = disp12_max_diff
-        self.fill_holes = fill_holes
+        self._max_disp_arg = int(max_disp)
+        self.set_params(params)
+
+    def set_params(self, params: SGBMParams) -> None:
+        """Use new parameters from the next `predict` on (thread safe: a running `predict` keeps the old)."""
+        if not isinstance(params, SGBMParams):
+            raise ModelError(f"SGBM parameters must be SGBMParams, got {type(params).__name__}")
+        self.sgbm_params = params
+        n = params.num_disparities or 16 * max(1, math.ceil(self._max_disp_arg / 16))
+        self.max_disp = params.num_disparities or self._max_disp_arg
+        self.num_disparities = n
+        self.block_size = params.block_size
+        self.mode = params.mode
+        self.p1 = params.resolved_p1
+        self.p2 = params.resolved_p2
+        self.uniqueness = params.uniqueness
+        self.speckle_window = params.speckle_window
+        self.speckle_range = params.speckle_range
+        self.disp12_max_diff = params.disp12_max_diff
+        self.fill_holes = params.fill_holes
         self._sgbm = None
 
     def _matcher(self):
         import cv2
 
-        if self._sgbm is None:
-            self._sgbm = cv2.StereoSGBM_create(
+        sgbm = self._sgbm
+        if sgbm is None:
+            sgbm = self._sgbm = cv2.StereoSGBM_create(
                 minDisparity=0, numDisparities=self.num_disparities, blockSize=self.block_size, P1=self.p1,
                 P2=self.p2, disp12MaxDiff=self.disp12_max_diff, uniquenessRatio=self.uniqueness,
                 speckleWindowSize=self.speckle_window, speckleRange=self.speckle_range,
                 mode=self.MODES[self.mode],
             )
-        return self._sgbm
+        return sgbm
 
     def predict(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         check_pair(left, right)
+        w = left.shape[1]
+        if w <= self.num_disparities:  # OpenCV would try to allocate ~2**64 bytes or fail an assertion
+            fix = "use larger images"
+            if w > 16:
+                fix = f"use --max-disp {16 * ((w - 1) // 16)} or less, or larger images"
+            raise DataError(
+                f"SGBM cannot match a {w} px wide image with {self.num_disparities} disparities: the image "
+                f"must be wider than its disparity range ({fix})"
+            )
         import cv2
 
+        fill = self.fill_holes
         l_bgr = cv2.cvtColor(left, cv2.COLOR_RGB2BGR)
         r_bgr = cv2.cvtColor(right, cv2.COLOR_RGB2BGR)
         raw = self._matcher().compute(l_bgr, r_bgr)
         disp = raw.astype(np.float32) / 16.0
         valid = raw >= 0
-        if self.fill_holes:
+        if fill:
             return fill_from_left(disp, valid)
         disp[~valid] = 0.0
         return disp
@@ -253,6 +414,17 @@ class SGBMMatcher(Matcher):
             "speckle_range": self.speckle_range, "disp12_max_diff": self.disp12_max_diff,
             "fill_holes": self.fill_holes,
         }
+
+
+def configure_sgbm(matcher: Any, params: SGBMParams | None) -> Any:
+    """Give an SGBM matcher new parameters (None: leave it); ModelError for any other matcher."""
+    if params is None:
+        return matcher
+    if not isinstance(matcher, SGBMMatcher):
+        name = getattr(matcher, "name", type(matcher).__name__)
+        raise ModelError(f"SGBM parameters apply to the sgbm model only, not to '{name}'")
+    matcher.set_params(params)
+    return matcher
 
 
 def fill_from_left(disp: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from torch import nn
 from stereo_studio.errors import ModelError
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {}
+MIN_MAX_DISP = 8  # the smallest max disparity every architecture (and the CLI's --max-disp) accepts
 
 
 def register_architecture(name: str):
@@ -59,8 +60,21 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     arch = config.get("arch")
     if arch not in ARCHITECTURES:
         raise ModelError(f"unknown architecture '{arch}' (known: {', '.join(sorted(ARCHITECTURES))})")
-    kwargs = {k: v for k, v in config.items() if k not in ("arch", "pruned_shapes")}
+    kwargs = {k: v for k, v in config.items() if k not in ("arch", "pruned_shapes", "meta")}
+    check_config_values(kwargs)
     try:
         return ARCHITECTURES[arch](**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise ModelError(f"config does not fit architecture '{arch}': {exc}") from exc
+
+
+def check_config_values(config: dict[str, Any]) -> None:
+    """ModelError for a negative width / count or a max_disp below MIN_MAX_DISP (before anything is built)."""
+    for key, value in config.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if any(v < 0 for v in numbers):
+            raise ModelError(f"config value {key}={value} must not be negative")
+    max_disp = config.get("max_disp")
+    if isinstance(max_disp, int | float) and max_disp < MIN_MAX_DISP:
+        raise ModelError(f"max_disp must be at least {MIN_MAX_DISP}, got {max_disp}")

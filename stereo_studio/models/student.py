@@ -18,7 +18,7 @@ from torch import nn
 from stereo_studio.errors import ModelError
 from stereo_studio.models.cost_volume import correlation_volume
 from stereo_studio.models.layers import ConvSumBN, InputNorm, ResBlock, conv_bn, pad_to_multiple, soft_argmin
-from stereo_studio.models.registry import register_architecture
+from stereo_studio.models.registry import MIN_MAX_DISP, register_architecture
 
 
 class StudentFeatures(nn.Module):
@@ -57,8 +57,8 @@ class StudentNet(nn.Module):
         refine_channels: int = 16,
     ) -> None:
         super().__init__()
-        if max_disp < 4:
-            raise ModelError(f"max_disp must be at least 4, got {max_disp}")
+        if max_disp < MIN_MAX_DISP:
+            raise ModelError(f"max_disp must be at least {MIN_MAX_DISP}, got {max_disp}")
         if len(feature_channels) != 2:
             raise ModelError(f"feature_channels needs 2 widths (1/2, 1/4 res), got {list(feature_channels)}")
         self.config: dict[str, Any] = {

@@ -20,7 +20,7 @@ from torch import nn
 from stereo_studio.errors import ModelError
 from stereo_studio.models.cost_volume import groupwise_correlation_volume
 from stereo_studio.models.layers import InputNorm, ResBlock, conv3d_bn, conv_bn, pad_to_multiple, soft_argmin
-from stereo_studio.models.registry import register_architecture
+from stereo_studio.models.registry import MIN_MAX_DISP, register_architecture
 
 UPSAMPLE = 4  # 1/4 res -> full res
 
@@ -74,8 +74,8 @@ class TeacherNet(nn.Module):
         mask_channels: int = 64,
     ) -> None:
         super().__init__()
-        if max_disp < 8:
-            raise ModelError(f"max_disp must be at least 8, got {max_disp}")
+        if max_disp < MIN_MAX_DISP:
+            raise ModelError(f"max_disp must be at least {MIN_MAX_DISP}, got {max_disp}")
         if gwc_channels % groups:
             raise ModelError(f"gwc_channels {gwc_channels} must be a multiple of groups {groups}")
         if len(feature_channels) != 2:

@@ -59,8 +59,9 @@ def test_bench_sgbm_and_architecture_json(tmp_path):
     out = one_json(cli("bench", "--model", "sgbm", "--size", "64x160", "--runs", "2", "--json"))
     assert out["params"] == 0 and out["macs"] is None and out["latency_ms"] > 0
     assert out["size"] == [64, 160] and out["max_disp"] == 64
-    # no bundled models here, so `student` names the (untrained) architecture, built at --max-disp 32
-    out = one_json(cli("bench", "--model", "student", "--size", "48x64", "--max-disp", "32", "--runs", "1",
+    # `arch:student` names the (untrained) architecture, built at --max-disp 32; no bundled models needed
+    out = one_json(cli("bench", "--model", "arch:student", "--size", "48x64", "--max-disp", "32",
+                       "--runs", "1",
                        "--warmup", "0", "--precision", "fp32", "--no-memory", "--json",
                        env={"STEREO_STUDIO_MODELS": str(tmp_path / "none")}))
     assert out["params"] > 1000 and out["macs"] > 1e6 and out["latency_ms"] > 0

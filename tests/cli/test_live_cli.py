@@ -141,12 +141,27 @@ def test_preview_window_shows_frames_offscreen(capsys, video: Path) -> None:
     assert code == 0 and data["frames"] == 2
 
 
+def assert_sgbm_scores_on_aloe_q(scores: dict, aloe_q: Path) -> None:
+    """SGBM's preview scores on Aloe Q: near the README reference (EPE 1.42 px, bad-3 10.0 %) and far
+    better than the best constant prediction (the GT median, 14.75 px: EPE 5.22 px, bad-3 37.4 %)."""
+    from stereo_studio.data.pfm import read_pfm
+    from stereo_studio.metrics import disparity_metrics
+
+    gt = read_pfm(aloe_q / "disp0GT.pfm")
+    valid = np.isfinite(gt) & (gt > 0)
+    constant = disparity_metrics(np.full_like(gt, np.median(gt[valid])), gt, valid)
+    assert scores["pixels"] == np.count_nonzero(valid), scores  # scored on the whole GT
+    assert scores["epe"] < 2.0 and scores["bad3"] < 15.0, scores
+    assert scores["epe"] < 0.4 * constant["epe"], (scores, constant)
+    assert scores["bad3"] < 0.4 * constant["bad3"], (scores, constant)
+
+
 def test_preview_scores_against_ground_truth(capsys, aloe_q: Path) -> None:
     code, data = run_json(
         capsys, "preview", "--source", str(aloe_q), "--max-disp", "64", "--headless", "--json"
     )
     assert code == 0 and data["frames"] == 1
-    assert 0 < data["models"]["sgbm"]["epe"] < 10 and 0 < data["models"]["sgbm"]["bad3"] < 50
+    assert_sgbm_scores_on_aloe_q(data["models"]["sgbm"], aloe_q)
     code, data = run_json(
         capsys,
         "preview",
@@ -162,3 +177,20 @@ def test_preview_scores_against_ground_truth(capsys, aloe_q: Path) -> None:
         "--json",
     )
     assert code == 0 and data["frames"] == 2 and "epe" in data["models"]["sgbm"]
+
+
+@pytest.mark.parametrize("value", [0.0, 14.75, 20.0])
+def test_the_preview_accuracy_check_fails_a_constant(capsys, aloe_q: Path, monkeypatch, value) -> None:
+    """Mutant: SGBM replaced by a constant prediction (14.75 px is the GT median) fails the check above."""
+    from stereo_studio.models.matchers import SGBMMatcher
+
+    def constant(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return np.full(left.shape[:2], value, np.float32)
+
+    monkeypatch.setattr(SGBMMatcher, "predict", constant)
+    code, data = run_json(
+        capsys, "preview", "--source", str(aloe_q), "--max-disp", "64", "--headless", "--json"
+    )
+    assert code == 0 and data["frames"] == 1
+    with pytest.raises(AssertionError):
+        assert_sgbm_scores_on_aloe_q(data["models"]["sgbm"], aloe_q)

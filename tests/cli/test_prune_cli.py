@@ -73,7 +73,8 @@ def test_importance_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["criterion"] == "lamp" and doc["layers"]
     layer = next(l for l in doc["layers"] if not l["protected"])
-    assert len(layer["scores"]) == layer["channels"] and layer["removed"]
+    assert len(layer["scores"]) == layer["channels"] and "removes" in doc["plan"]["summary"]
+    assert any(l["removed"] for l in doc["layers"])  # ratio 0.5 of the MACs, allocated across layers
 
 
 def test_sweep_cli_prints_one_point_per_line(pruned_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,10 +95,11 @@ def test_sweep_cli_prints_one_point_per_line(pruned_dir: Path, capsys: pytest.Ca
     assert main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     points = [json.loads(line) for line in lines]
-    assert [p["ratio"] for p in points] == [0.0, 0.5]
+    assert [(p["ratio"], p["kind"]) for p in points] == [
+        (0.0, "raw"), (0.0, "recalibrated"), (0.5, "raw"), (0.5, "recalibrated")]
     for p in points:
-        assert {"ratio", "params", "macs", "latency_ms", "epe", "d1", "bad3", "pareto"} <= set(p)
-    assert points[1]["params"] < points[0]["params"]
+        assert {"ratio", "params", "macs", "latency_ms", "epe", "d1", "bad3", "pareto", "kind"} <= set(p)
+    assert points[2]["params"] < points[0]["params"]
 
 
 def test_export_and_errors_cli(pruned_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from stereo_studio import runtime
 from stereo_studio.engine import bench
 
 
@@ -44,9 +45,14 @@ def test_measure_latency_on_callable_module_and_matcher():
     lat = bench.measure_latency(fn, (32, 48), warmup=2, runs=5)
     assert len(seen) == 7 and seen[0] == (32, 48, 3)
     assert lat["runs"] == 5 and lat["threads"] == torch.get_num_threads()
-    assert 0 <= lat["median_ms"] <= lat["p90_ms"]
+    assert 0 <= lat["p10_ms"] <= lat["median_ms"] <= lat["p90_ms"]
+    assert lat["precision"] is None and lat["wait_policy"] == runtime.effective_wait_policy()
+    assert lat["contended"] is False and lat["contended_by"] == []
+    # a network is timed as a NetMatcher in the machine's precision ("auto": fp32 in the tests), or as asked
     lat = bench.measure_latency(TinyStereo(), (16, 16), warmup=0, runs=3)
-    assert lat["runs"] == 3 and lat["mean_ms"] > 0
+    assert lat["runs"] == 3 and lat["mean_ms"] > 0 and lat["precision"] == "fp32"
+    lat = bench.measure_latency(TinyStereo(), (16, 16), warmup=0, runs=1, precision="bf16")
+    assert lat["precision"] == "bf16"
 
     class M:
         calls = 0
@@ -93,3 +99,23 @@ def test_matmul_peak_positive_and_cached():
         first = bench.matmul_peak_gflops(dtype, n=128, repeats=2)
         assert 0 < first < float("inf")
         assert bench.matmul_peak_gflops(dtype, n=128, repeats=2) == first
+
+
+def test_latency_while_training_is_marked_contended():
+    with runtime.training_running():  # this thread's own training: measured at once, marked
+        lat = bench.measure_latency(lambda l, r: None, (16, 16), warmup=0, runs=2)
+    assert lat["contended"] and lat["contended_by"] == ["training"]
+
+
+def test_bench_model_keeps_its_keys_and_reports_settings():
+    from stereo_studio.models.matchers import NetMatcher
+
+    r = bench.bench_model(NetMatcher(TinyStereo(), name="tiny", precision="fp32"), (16, 24), warmup=0, runs=3,
+                          memory=False, peak_n=128)
+    for key in ("model", "size", "max_disp", "precision", "params", "macs", "latency_ms", "p90_ms", "mean_ms",
+                "runs", "threads", "gflops", "peak_gflops", "fraction_of_peak"):
+        assert key in r, key
+    assert r["p10_ms"] <= r["latency_ms"] <= r["p90_ms"] and r["precision"] == "fp32"
+    assert r["wait_policy"] == runtime.effective_wait_policy() and r["contended"] is False
+    assert r["threads"] == torch.get_num_threads()
+    assert set(r["runtime"]) >= {"precision", "threads", "wait_policy", "source"}

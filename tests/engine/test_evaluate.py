@@ -9,6 +9,7 @@ from stereo_studio.data.sample import StereoSample
 from stereo_studio.engine.evaluate import evaluate
 from stereo_studio.engine.jobs import Progress
 from stereo_studio.errors import DataError
+from stereo_studio.metrics import error_map
 
 
 class OffsetMatcher:
@@ -99,11 +100,58 @@ def test_cancel_by_closing():
     assert matcher.calls == 1
 
 
-def test_sgbm_on_synthetic_data():
+class ConstantMatcher:
+    """The mutant: one value everywhere (what a broken matcher or a disconnected model looks like)."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+        self.name = f"constant {value:g}"
+
+    def predict(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return np.full(left.shape[:2], self.value, np.float32)
+
+
+def _synthetic_pairs() -> ListDataset:
     datasets = pytest.importorskip("stereo_studio.data.datasets")
+    synthetic = datasets.open_dataset("synthetic", limit=2, seed=0, size=(96, 128), max_disp=32)
+    return ListDataset(synthetic[i] for i in range(len(synthetic)))  # generated once
+
+
+def _best_constants(data) -> dict[str, float]:
+    """The ground truth's best constant predictors, scored by `evaluate` itself: the median minimises EPE
+    (mean absolute error), the centre of the densest 6 px window minimises bad-3 (|error| > 3 px)."""
+    values = []
+    for s in data:  # the pixels the metrics score: error_map is NaN elsewhere
+        err = error_map(np.zeros_like(s.disparity), s.disparity, s.valid)
+        values.append(err[np.isfinite(err)])
+    g = np.sort(np.concatenate(values).astype(np.float64))
+    within = np.searchsorted(g, g + 6.0, side="right") - np.arange(g.size)
+    by_epe, _ = _run(evaluate(ConstantMatcher(float(np.median(g))), data, warmup=False))
+    by_bad3, _ = _run(evaluate(ConstantMatcher(float(g[np.argmax(within)] + 3.0)), data, warmup=False))
+    return {"epe": by_epe["epe"], "bad3": by_bad3["bad3"]}
+
+
+def _assert_far_better_than_constants(result: dict, best: dict) -> None:
+    # SGBM on these pairs (seed 0): EPE 2.10 px, bad-3 17.3 %; the best constants: EPE 3.83, bad-3 48.8 %
+    # (ratios 0.55 and 0.35; at most 0.55 on both over seeds 0-4). No constant can pass: the median constant
+    # has the least EPE of all constants, the bad-3 one the least bad-3.
+    assert result["epe"] < 0.75 * best["epe"], (result["epe"], best)
+    assert result["bad3"] < 0.6 * best["bad3"], (result["bad3"], best)
+
+
+def test_sgbm_on_synthetic_data():
     matchers = pytest.importorskip("stereo_studio.models.matchers")
-    data = datasets.open_dataset("synthetic", limit=2, seed=0, size=(96, 128), max_disp=32)
+    data = _synthetic_pairs()
     result, _ = _run(evaluate(matchers.SGBMMatcher(32), data))
     assert result["pairs"] == 2
-    assert 0.0 <= result["bad3"] <= 100.0
-    assert result["epe"] < 10.0  # SGBM on textured synthetic pairs is far from random
+    _assert_far_better_than_constants(result, _best_constants(data))
+
+
+def test_the_sgbm_check_fails_every_constant_predictor():
+    """Mutants: the check above rejects a constant predictor, whatever the constant (0 to 32 px)."""
+    data = _synthetic_pairs()
+    best = _best_constants(data)
+    for value in np.arange(0.0, 32.25, 0.25):
+        result, _ = _run(evaluate(ConstantMatcher(float(value)), data, warmup=False))
+        with pytest.raises(AssertionError):
+            _assert_far_better_than_constants(result, best)

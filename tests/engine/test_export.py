@@ -44,3 +44,40 @@ def test_export_refuses_what_it_cannot(tmp_path: Path) -> None:
 
     with pytest.raises(ModelError, match="cannot be exported"):
         export_onnx(NotExportable(), tmp_path / "y.onnx", trace_size=(32, 32), check_sizes=((32, 32),))
+
+
+def test_onnx_runs_below_the_disparity_range(tmp_path: Path) -> None:
+    """Dynamic-size graphs used to fail in onnxruntime at widths below max_disp (a traced width branch)."""
+    torch.manual_seed(0)
+    model = build_model(default_config("student", max_disp=64)).eval()
+    result = export_onnx(model, tmp_path / "small.onnx", trace_size=(68, 100),
+                         check_sizes=((36, 52), (16, 16)), time_runs=1)
+    assert set(result["diffs"]) == {"36x52", "16x16"} and result["max_abs_diff"] < 1e-3
+
+
+def test_failed_export_prints_no_graph(tmp_path: Path, capfd) -> None:
+    """The TorchScript exporter dumps its whole graph on stdout (from C++) when it fails."""
+
+    class Unsupported(torch.nn.Module):
+        def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+            return torch.linalg.svd(left - right)[0][:, :1]
+
+    with pytest.raises(ModelError, match=r"cannot be exported to ONNX.*linalg_svd"):
+        export_onnx(Unsupported(), tmp_path / "u.onnx", trace_size=(16, 16), check_sizes=((16, 16),))
+    out, _ = capfd.readouterr()
+    assert out == ""
+    assert not (tmp_path / "u.onnx").exists()
+
+
+def test_export_checks_path_and_opset_before_loading(tmp_path: Path, monkeypatch) -> None:
+    import stereo_studio.engine.export as export
+
+    monkeypatch.setattr(export, "_resolve", lambda spec: pytest.fail("the model was loaded first"))
+    (tmp_path / "dir.onnx").mkdir()
+    with pytest.raises(StereoStudioError, match="is a folder"):
+        export_onnx("student", tmp_path / "dir.onnx")
+    with pytest.raises(StereoStudioError, match="opset must be between 11 and"):
+        export_onnx("student", tmp_path / "x.onnx", opset=9)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StereoStudioError, match="cannot write in"):
+        export_onnx("student", tmp_path / "file" / "sub" / "x.onnx")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from stereo_studio.data.synthetic import SyntheticStereo
-from stereo_studio.engine.jobs import Progress
+from stereo_studio.engine.jobs import JobRun, Progress
 from stereo_studio.engine.pruning import estimate, prunable_layers
 from stereo_studio.engine.sensitivity import SensitivityRow, SensitivityTable, sensitivity, suggest_plan
 from stereo_studio.errors import ModelError
@@ -64,3 +64,25 @@ def test_suggest_plan_meets_the_budget_cheapest_first(student: torch.nn.Module) 
     additive = suggest_plan(table, 0.6)  # without the model: per-layer savings added up
     assert additive and names[0] not in additive
     assert suggest_plan(table, 1.0) == {}
+
+
+def test_critical_layers_are_the_costly_ones() -> None:
+    table = SensitivityTable(base_epe=2.0, base_macs=100, base_params=10)
+    rows = [("ctx", 0.25, 16, 16, 0.0), ("ctx", 0.5, 16, 8, 13.0), ("low", 0.5, 48, 24, 1.5),
+            ("cheap", 0.5, 64, 32, 0.1), ("whole", 0.25, 16, 16, 0.0)]
+    for layer, ratio, channels, kept, delta in rows:
+        table.rows.append(SensitivityRow(layer, ratio, 2.0 + delta, delta, 50, 5, channels, kept))
+    assert table.critical() == ["ctx"]  # its first real cut (0.25 keeps all 16) more than doubles EPE
+    assert table.critical(threshold=0.5) == ["ctx", "low"]
+    assert table.to_json()["critical"] == ["ctx"]
+
+
+def test_recalibrated_rows(student: torch.nn.Module) -> None:
+    name = next(i.name for i in prunable_layers(student) if not i.protected)
+    val = SyntheticStereo(height=SIZE[0], width=SIZE[1], max_disp=32, seed=3, length=3)
+    job = sensitivity(student, val, ratios=(0.5,), val_pairs=1, size=SIZE, layers=[name], recalibrate=True,
+                      calib_pairs=2)
+    with JobRun(job) as run:
+        for _ in run:
+            pass
+    assert [r.kind for r in run.result.rows] == ["recalibrated"]

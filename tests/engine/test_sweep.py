@@ -1,4 +1,5 @@
-"""Trade-off sweep: one well-formed point per ratio, live events, Pareto front."""
+"""Trade-off sweep: points of three kinds (raw, recalibrated, recovered), live events, Pareto front per kind,
+calibration pairs apart from the validation pairs."""
 
 from __future__ import annotations
 
@@ -9,15 +10,32 @@ import pytest
 import torch
 
 from stereo_studio.data.synthetic import SyntheticStereo
-from stereo_studio.engine.sweep import SweepPoint, measure_point, pareto_front, sweep
+from stereo_studio.engine.jobs import JobRun
+from stereo_studio.engine.sweep import (
+    SweepPoint,
+    calibration_samples,
+    measure_point,
+    pareto_front,
+    point_kinds,
+    sweep,
+)
 from stereo_studio.errors import StereoStudioError
 from stereo_studio.models.registry import build_model, default_config
 
 SIZE = (64, 96)
+KEYS = ("ratio", "params", "macs", "latency_ms", "epe", "d1", "bad3", "pareto", "finetuned", "kind")
 
 
-def _point(latency: float, epe: float) -> SweepPoint:
-    return SweepPoint(ratio=0.0, params=1, macs=1, latency_ms=latency, epe=epe, d1=0.0, bad3=0.0)
+def _point(latency: float, epe: float, kind: str = "raw") -> SweepPoint:
+    return SweepPoint(ratio=0.0, params=1, macs=1, latency_ms=latency, epe=epe, d1=0.0, bad3=0.0, kind=kind)
+
+
+def _run(job) -> tuple[list, object]:
+    events = []
+    with JobRun(job) as run:
+        for event in run:
+            events.append(event)
+    return events, run.result
 
 
 def test_pareto_front_keeps_the_undominated() -> None:
@@ -34,41 +52,82 @@ def test_pareto_front_keeps_the_undominated() -> None:
     assert [p.pareto for p in pts] == [True, True, False, True, False, False]
 
 
-def test_sweep_yields_a_point_per_ratio() -> None:
+def test_pareto_front_is_per_kind() -> None:
+    raw, recal = _point(5, 1.0, "raw"), _point(6, 2.0, "recalibrated")
+    slow = _point(7, 3.0, "recalibrated")
+    front = pareto_front([raw, recal, slow])
+    assert raw.pareto and recal.pareto and not slow.pareto  # the raw point does not hide the recalibrated
+    assert [p.kind for p in front] == ["raw", "recalibrated"]
+    assert pareto_front([raw, recal, slow], kind="recalibrated") == [recal]
+
+
+@pytest.fixture(scope="module")
+def student() -> torch.nn.Module:
     torch.manual_seed(0)
-    model = build_model(default_config("student")).eval()
-    val = SyntheticStereo(height=SIZE[0], width=SIZE[1], max_disp=32, seed=2, length=1)
-    job = sweep(model, [0.0, 0.5], val, val_pairs=1, size=SIZE)
-    live = []
-    try:
-        while True:
-            event = next(job)
-            if event.kind == "point":
-                live.append(event.payload)
-    except StopIteration as stop:
-        points = stop.value
-    assert live == points and [p.ratio for p in points] == [0.0, 0.5]
-    base, half = points
+    return build_model(default_config("student")).eval()
+
+
+@pytest.fixture(scope="module")
+def val() -> SyntheticStereo:
+    return SyntheticStereo(height=SIZE[0], width=SIZE[1], max_disp=32, seed=2, length=3)
+
+
+def test_sweep_yields_raw_and_recalibrated_points(student: torch.nn.Module, val: SyntheticStereo) -> None:
+    events, points = _run(sweep(student, [0.0, 0.5], val, val_pairs=1, size=SIZE, calib_pairs=2))
+    live = [e.payload for e in events if e.kind == "point"]
+    assert live == points
+    assert [(p.ratio, p.kind) for p in points] == [
+        (0.0, "raw"), (0.0, "recalibrated"), (0.5, "raw"), (0.5, "recalibrated")]
+    base, base_cal, half, half_cal = points
     assert half.params < base.params and half.macs < base.macs
+    assert abs(half.macs_removed - 0.5) < 0.06 and base.macs_removed == 0.0
+    for raw, cal in ((base, base_cal), (half, half_cal)):  # same architecture: same cost and latency
+        assert (cal.params, cal.macs, cal.latency_ms, cal.label) == (raw.params, raw.macs, raw.latency_ms,
+                                                                     raw.label)
+        assert cal.epe != raw.epe and not cal.finetuned
     for p in points:
         doc = json.loads(json.dumps(p.to_json()))
-        for key in ("ratio", "params", "macs", "latency_ms", "epe", "d1", "bad3", "pareto"):
-            assert key in doc
+        assert set(KEYS) <= set(doc)
         assert math.isfinite(p.epe) and p.latency_ms > 0 and 0 <= p.d1 <= 100 and 0 <= p.bad3 <= 100
-    assert any(p.pareto for p in points)
-    one = measure_point(model, 0.5, samples=[val[0]], size=SIZE)
-    assert one.params == half.params and one.epe == pytest.approx(half.epe, rel=1e-5)
+    assert any(p.pareto for p in points if p.kind == "raw")
+    assert any(p.pareto for p in points if p.kind == "recalibrated")
+    one = measure_point(student, 0.5, samples=[val[0]], size=SIZE)
+    assert one.kind == "raw" and one.params == half.params and one.epe == pytest.approx(half.epe, rel=1e-5)
     with pytest.raises(StereoStudioError):
-        next(sweep(model, [1.5], val, size=SIZE))
+        next(sweep(student, [1.5], val, size=SIZE))
+    with pytest.raises(StereoStudioError, match="teacher"):
+        next(sweep(student, [0.5], val, size=SIZE, recover_steps=2))
 
 
-def test_closing_a_sweep_cancels_it_cleanly() -> None:
-    torch.manual_seed(0)
-    model = build_model(default_config("student")).eval()
-    val = SyntheticStereo(height=SIZE[0], width=SIZE[1], max_disp=32, seed=2, length=1)
-    job = sweep(model, [0.25, 0.5, 0.75], val, val_pairs=1, size=SIZE)
+def test_point_kinds_upgrade_one_plan(tmp_path, student: torch.nn.Module, val: SyntheticStereo) -> None:
+    from stereo_studio.models.storage import save_model
+
+    teacher = tmp_path / "teacher"
+    save_model(build_model(default_config("student", agg_channels=16)), teacher, {})
+    job = point_kinds(student, 0.25, samples=[val[0]], size=SIZE, calib=[val[1], val[2]], recover_steps=2,
+                      teacher=str(teacher), train_overrides={"crop": (48, 64), "batch_size": 1, "threads": 1,
+                                                             "precision": "fp32", "synthetic_pairs": 4})
+    events, points = _run(job)
+    shown = [e.payload for e in events if e.kind == "point"]
+    assert [p.kind for p in shown] == ["raw", "recalibrated", "recovered"] and shown == points
+    assert len({p.label for p in points}) == 1 and points[2].finetuned
+    assert len({(p.params, p.macs, p.latency_ms) for p in points}) == 1
+
+
+def test_closing_a_sweep_cancels_it_cleanly(student: torch.nn.Module, val: SyntheticStereo) -> None:
+    job = sweep(student, [0.25, 0.5, 0.75], val, val_pairs=1, size=SIZE)
     first = next(job)
-    assert first.total == 3 and first.kind != "point"
+    assert first.total == 6 and first.kind != "point"  # raw + recalibrated per ratio
     job.close()  # what the GUI's quit() does
     with pytest.raises(StopIteration):
         next(job)
+
+
+def test_calibration_pairs_are_not_the_validation_pairs(val: SyntheticStereo) -> None:
+    synth = calibration_samples("synthetic", 2, SIZE, 32, skip=4)
+    from stereo_studio.engine.sweep import validation_samples
+
+    held = validation_samples("synthetic", 2, SIZE, 32)
+    assert len(synth) == 2 and not (synth[0].left == held[0].left).all()
+    assert [s.name for s in calibration_samples(val, 2, skip=1)] == [val[1].name, val[2].name]
+    assert [s.name for s in calibration_samples([val[0]], 8, skip=1)] == [val[0].name]  # no others

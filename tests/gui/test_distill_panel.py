@@ -1,5 +1,5 @@
 """Distillation panel: start, pause, resume, cancel a short run with live curves; a finished run lands in
-the models list; a stopped run can be resumed."""
+the models list; a stopped run can be resumed; the prune-ready control and its group-norm plot."""
 
 from __future__ import annotations
 
@@ -52,3 +52,30 @@ def test_start_pause_cancel_resume_and_finish(make_window, qtbot, tmp_path, wait
     qtbot.waitUntil(lambda: any(m.role == "distilled" for m in window.studio.models), timeout=60_000)
     entry = next(m for m in window.studio.models if m.role == "distilled")
     assert Path(entry.spec) == run_dir / "model" and not entry.untrained
+
+
+def test_prune_ready_control_gives_the_config_and_plots_group_norms(make_window, qtbot, tmp_path, wait_job):
+    from stereo_studio.gui.distill_panel import SPARSITY_CURVES
+
+    window = make_window(models=[("student", "student")])
+    window.show_panel("distill")
+    panel = window.distill
+    _small(panel, tmp_path, steps=20)
+    panel.val_interval.setValue(20)
+    assert not panel.config().prune_ready and not panel.sparsity_plot.isVisible()
+    panel.prune_ready.setChecked(True)
+    assert panel.sparsity_plot.isVisible()
+    panel.sparsity_reg.setValue(50.0)
+    panel.target_ratio.setValue(0.4)
+    panel.sparsity_method.setCurrentText("groupnorm")
+    config = panel.config()
+    assert config.prune_ready and config.sparsity_reg == 50.0 and config.target_ratio == 0.4
+    assert config.sparsity_method == "groupnorm"
+    panel.start()
+    wait_job(panel.job, 180_000)
+    assert panel.job.status == "done", panel.job.error
+    for key, legend in SPARSITY_CURVES:
+        xs, ys = panel.curves[key]
+        assert xs == [10, 20] and len(ys) == 2, key
+        assert panel.lines[key].name() == legend
+    assert 0.0 <= panel.curves["go_shrunk"][1][-1] <= 1.0

@@ -36,6 +36,7 @@ def test_unknown_panel_is_a_clear_error(capsys, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # its subprocess may take up to 600 s
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
 def test_screenshots_under_xvfb(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO), STEREO_STUDIO_SETTINGS=str(tmp_path / "s.ini"))

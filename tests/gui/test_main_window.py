@@ -8,8 +8,12 @@ from stereo_studio.gui.main_window import PANELS
 
 
 def test_opens_with_models_and_a_disparity(make_window, monkeypatch, tmp_path):
+    from stereo_studio.gui.main_window import default_models
+
     monkeypatch.setenv("STEREO_STUDIO_MODELS", str(tmp_path / "no-bundled-models"))
-    window = make_window()
+    # no bundled models: the window asks for the untrained architectures explicitly
+    assert default_models() == [("arch:teacher", "teacher"), ("arch:student", "student"), ("sgbm", "sgbm")]
+    window = make_window(models=[("arch:student", "student"), ("sgbm", "sgbm")])
     keys = [m.key for m in window.studio.models]
     assert keys == ["student", "sgbm"]
     student = window.studio.entry("student")
@@ -31,12 +35,30 @@ def test_session_persists_and_close_cancels_jobs(make_window, settings, qtbot):
     blocker = window.studio.jobs.start("endless", _endless)
     qtbot.waitUntil(lambda: blocker.status == "running", timeout=5000)
     window.close()
-    assert blocker.status == "cancelled" or not blocker.active
+    assert blocker.status == "cancelled" and blocker.error == ""  # stopped, and stopped by the cancel
     assert settings.get("models/open", []) == [["sgbm", "sgbm", "sgbm"]]
     assert settings.get("window/panel", "") == "models"
     again = make_window(models=[("student", "student")], restore=True)
     assert [m.key for m in again.studio.models] == ["sgbm"]  # the saved session wins over the defaults
     assert again.current_panel() == "models"
+
+
+def test_a_job_failing_while_the_window_closes_is_failed_not_cancelled(make_window, qtbot):
+    window = make_window(models=[("sgbm", "sgbm")])
+    job = window.studio.jobs.start("doomed", _fails_soon)
+    qtbot.waitUntil(lambda: job.status == "running", timeout=5000)
+    window.close()  # cancels every job and waits: this one fails before it could see the cancel
+    assert job.status == "failed" and job.error == "OSError: disk full"
+
+
+def _fails_soon():
+    import time
+
+    from stereo_studio.engine.jobs import Progress
+
+    yield Progress(0, 1, "writing")
+    time.sleep(0.5)
+    raise OSError("disk full")
 
 
 def _endless():
@@ -47,3 +69,17 @@ def _endless():
     while True:
         time.sleep(0.01)
         yield Progress(0, None, "waiting")
+
+
+def test_relaunch_shows_the_restored_data_source(make_window, settings, qtbot, tmp_path):
+    from stereo_studio.data.datasets import write_dataset
+    from stereo_studio.data.synthetic import SyntheticStereo
+    from stereo_studio.engine.jobs import run_with_progress
+
+    pairs = SyntheticStereo(96, 128, 24, seed=5, length=2)
+    folder = str(run_with_progress(write_dataset(pairs, tmp_path / "d"), quiet=True))
+    settings.set("data/spec", folder)  # the last session worked on this folder
+    window = make_window(models=[("sgbm", "sgbm")], restore=True)
+    qtbot.waitUntil(lambda: window.studio.data_spec == folder, timeout=30_000)
+    assert window.data_combo.currentText() == folder  # not "synthetic" over the folder's numbers
+    assert f"data: {folder}" in window.status_models.text()

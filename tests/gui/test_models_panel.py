@@ -1,4 +1,5 @@
-"""Models panel: built-in architectures, saved folders, bad files reported (no crash), measurements."""
+"""Models panel: built-in architectures, saved folders, bad files reported (no crash), measurements (latency
+spread, settings, contention) and the inference settings chosen for this machine."""
 
 from __future__ import annotations
 
@@ -38,3 +39,34 @@ def test_open_architecture_measures_it_and_lists_layers(make_window, qtbot):
     assert '"arch": "student"' in panel.config.toPlainText()
     panel.remove_selected()
     assert window.studio.entry("student") is None
+
+
+def test_runtime_settings_and_latency_spread_are_shown(make_window, qtbot):
+    from stereo_studio import runtime
+
+    window = make_window(models=[("student", "student")])
+    window.show_panel("models")
+    panel = window.models
+    settings = runtime.inference_settings()
+    text = panel.runtime.text()
+    assert settings.precision in text and f"{settings.threads} thread" in text
+    assert f"OMP_WAIT_POLICY {runtime.effective_wait_policy()}" in text
+    assert settings.source["precision"] in text and "cache:" in panel.runtime.toolTip()
+    entry = window.studio.entry("student")
+    qtbot.waitUntil(lambda: "epe" in entry.stats, timeout=60_000)
+    s = entry.stats
+    assert s["p10_ms"] <= s["latency_ms"] <= s["p90_ms"]
+    assert s["threads"] and s["precision"] and s["wait_policy"]
+    item = panel._item("student")
+    assert "–" in item.text(4) and "⚠" not in item.text(4)
+    assert f"{s['threads']} thread" in item.toolTip(4) and "p10–p90" in item.toolTip(4)
+    # measured while a training job runs: marked contended, never waiting for it
+    with runtime.training_running():
+        panel.table.setCurrentItem(item)
+        panel.remeasure_selected()
+        qtbot.waitUntil(lambda: "epe" in entry.stats, timeout=60_000)
+    assert entry.stats["contended"] and "training" in entry.stats["contended_by"]
+    assert "⚠" in item.text(4) and "contended" in item.toolTip(4)
+    panel.measure_runtime()  # probing is off in the tests: the cache or the fallback, at once
+    qtbot.waitUntil(lambda: panel.runtime_btn.isEnabled(), timeout=30_000)
+    assert "thread" in panel.runtime.text()

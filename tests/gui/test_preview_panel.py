@@ -55,16 +55,22 @@ def test_video_file_source(make_window, qtbot, tmp_path):
     assert set(frame.outputs) == {"student", "sgbm"}
     assert "stereo_sbs.avi" in str(frame.result.meta.get("source", ""))
     qtbot.waitUntil(lambda: not preview.live_running(), timeout=60_000)  # 6 frames: the stream ends
-    assert preview.start_btn.text() == "Start"
+    # paused at the last frame, the video still open to step through
+    assert not preview.playing and not preview.playback.playing
+    qtbot.waitUntil(lambda: preview.frame.position == 5, timeout=10_000)
+    assert preview.playback.counter.text() == "frame 6 / 6"
+    assert preview.start_btn.text() == "Stop"
+    preview.toggle_live()  # Stop: the source closes
+    assert preview.start_btn.text() == "Start" and preview.session is None
     back = preview.frames_drawn
-    preview.source.setCurrentIndex(0)  # back to the dataset
+    preview.set_source_kind("dataset")  # back to the dataset
     qtbot.waitUntil(lambda: preview.frames_drawn > back and preview.frame.gt is not None, timeout=30_000)
 
 
 def test_missing_camera_stops_with_a_message(make_window, qtbot):
     window = make_window(models=[("sgbm", "sgbm")])
     preview = window.preview
-    preview.source.setCurrentIndex(2)
+    preview.set_source_kind("camera")
     preview.camera_left.setValue(63)
     preview.start_live()
     qtbot.waitUntil(lambda: not preview.live_running(), timeout=30_000)
@@ -103,3 +109,16 @@ def test_bad_video_gives_a_message(make_window, qtbot, tmp_path, bad):
     qtbot.waitUntil(lambda: not window.preview.live_running(), timeout=30_000)
     qtbot.waitUntil(lambda: bool(window.messages.errors()), timeout=10_000)
     assert bad in window.messages.errors()[-1]
+
+
+def test_hover_readout_follows_the_pair_on_screen(make_window, qtbot):
+    window = make_window(models=[("sgbm", "sgbm")])
+    preview = window.preview
+    preview._hover(10, 20)
+    before = preview.readout.text()
+    preview.step(1)
+    qtbot.waitUntil(lambda: preview.frame.index == 1, timeout=30_000)
+    frame = preview.frame
+    expected = f"sgbm {float(frame.outputs['sgbm'].disparity[20, 10]):.2f} px"
+    assert expected in preview.readout.text() and f"GT {frame.gt[20, 10]:.2f} px" in preview.readout.text()
+    assert preview.readout.text() != before

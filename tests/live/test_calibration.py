@@ -23,6 +23,7 @@ def test_chessboard_set_calibrates_to_subpixel_accuracy(chessboard_calibration) 
     assert result.pairs_used == 13 and result.pairs_rejected == []
     assert result.rms < 1.0 and result.rms_left < 1.0 and result.rms_right < 1.0
     assert result.mean_abs_dy < 0.3
+    assert result.warnings() == [] and result.summary()["warnings"] == []  # a good calibration is quiet
     calib = result.calibration
     assert calib.image_size == (480, 640) and calib.has_rectification
     # 25 mm squares: the right camera sits about 8 cm to the right (T points left, along -x)

@@ -13,15 +13,13 @@ from stereo_studio.engine.jobs import run_with_progress
 from stereo_studio.live.pipeline import STAGES, FrameResult, StereoPipeline
 from stereo_studio.live.rectify import Rectifier
 from stereo_studio.live.sources import DatasetSource, open_source
+from stereo_studio.progress import JobRun
 
 
 def drain(job):
-    events = []
-    while True:
-        try:
-            events.append(next(job))
-        except StopIteration as stop:
-            return events, stop.value
+    with JobRun(job) as run:
+        events = list(run)
+    return events, run.result
 
 
 def test_sbs_video_plays_through_with_expected_frame_count(sbs_video: Path) -> None:
@@ -118,3 +116,35 @@ def test_max_frames_limits_the_run(sbs_video: Path) -> None:
     with open_source(sbs_video) as src:
         summary = run_with_progress(StereoPipeline(src, [ShiftMatcher()]).run(max_frames=5), quiet=True)
     assert summary["frames"] == 5
+
+
+def test_results_out_of_range_are_warned_once_per_kind() -> None:
+    """A scene declaring disparities (calib.txt ndisp) beyond a model's max disparity, then frames resized
+    below the model's range: each frame carries its warnings, the run yields each kind once."""
+    samples = sample_list(3)
+    for s in samples:
+        s.meta["max_disp"] = 40.0  # ShiftMatcher's max disparity is 32
+    pipe = StereoPipeline(DatasetSource(samples, "declared"), [ShiftMatcher()])
+    events, summary = drain(pipe.run())
+    frames = [e.payload for e in events if e.kind == "frame"]
+    assert all(list(f.warnings) == ["shift:range"] for f in frames)
+    warnings = [e.message for e in events if e.kind == "warning"]
+    assert len(warnings) == 1 and "is 32" in warnings[0]
+    assert "reach 40 px (the dataset's ndisp)" in warnings[0]
+    assert summary["warnings"] == warnings
+    # at 24x32 the declared range scales to 20 px (fine), but the image is narrower than the model's range
+    small = StereoPipeline(DatasetSource(sample_list(1), "small"), [ShiftMatcher()], input_size=(24, 32))
+    result = small.process(DatasetSource(samples[:1], "small").read())
+    assert list(result.warnings) == ["shift:size"] and "too small for shift" in result.warnings["shift:size"]
+
+
+def test_an_implausible_calibration_is_warned() -> None:
+    calib = ideal_calibration(60, 80)
+    calib.info.update(rms=14.0, mean_abs_dy=6.5)
+    calib.path = "bad.yml"
+    messages = calib.quality_warnings()
+    assert len(messages) == 2 and "bad.yml" in messages[0] and "RMS 14.00 px" in messages[0]
+    pipe = StereoPipeline(FakeSource(count=1, h=60, w=80), [ShiftMatcher()], rectifier=calib)
+    events, _ = drain(pipe.run())
+    assert [e.message for e in events if e.kind == "warning"] == messages
+    assert ideal_calibration(60, 80).quality_warnings() == []  # no numbers saved: nothing to judge

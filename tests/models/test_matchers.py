@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from stereo_studio.errors import DataError, ModelError
+from stereo_studio.metrics import disparity_metrics
 from stereo_studio.models.matchers import (
     NetMatcher,
     SGBMMatcher,
-    bf16_is_native,
     fill_from_left,
     fold_batchnorm,
     resolve_precision,
@@ -25,19 +25,47 @@ def _read_rgb(path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def test_sgbm_on_aloe_quarter(aloe_q):
+def _aloe(aloe_q):
     from stereo_studio.data.pfm import read_pfm
 
-    left, right = _read_rgb(aloe_q / "im0.png"), _read_rgb(aloe_q / "im1.png")
     gt = read_pfm(aloe_q / "disp0GT.pfm")
-    valid = np.isfinite(gt) & (gt > 0)
+    return _read_rgb(aloe_q / "im0.png"), _read_rgb(aloe_q / "im1.png"), gt, np.isfinite(gt) & (gt > 0)
+
+
+def _best_constants(gt: np.ndarray, valid: np.ndarray) -> dict[str, float]:
+    """Scores of the best constant predictors: the GT median (least EPE of all constants; 14.75 px on Aloe Q)
+    and the centre of the densest 6 px window of GT values (least bad-3)."""
+    g = np.sort(gt[valid].astype(np.float64))
+    within = np.searchsorted(g, g + 6.0, side="right") - np.arange(g.size)
+    by_epe = disparity_metrics(np.full_like(gt, np.median(g)), gt, valid)
+    by_bad3 = disparity_metrics(np.full_like(gt, g[np.argmax(within)] + 3.0), gt, valid)
+    return {"epe": by_epe["epe"], "bad3": by_bad3["bad3"]}
+
+
+def assert_sgbm_accuracy_on_aloe_q(metrics: dict, best: dict) -> None:
+    # README reference for SGBM-3way on Aloe Q: EPE 1.42 px, bad-3 10.0 %. The best constants score
+    # EPE 5.22 px and bad-3 36.1 %, and pass both bounds of the old check (EPE < 6; EPE < 10, bad-3 < 50).
+    assert metrics["epe"] < 2.0 and metrics["bad3"] < 15.0, metrics
+    assert metrics["epe"] < 0.4 * best["epe"] and metrics["bad3"] < 0.4 * best["bad3"], (metrics, best)
+
+
+def test_sgbm_on_aloe_quarter(aloe_q):
+    left, right, gt, valid = _aloe(aloe_q)
     matcher = SGBMMatcher(max_disp=64)
     disp = matcher.predict(left, right)
     assert disp.shape == gt.shape and disp.dtype == np.float32
     assert np.isfinite(disp).all() and disp.min() >= 0  # holes filled
-    epe = float(np.abs(disp - gt)[valid].mean())
-    assert epe < 6.0, epe  # README reference for SGBM-3way here: 3.95 px
+    assert_sgbm_accuracy_on_aloe_q(disparity_metrics(disp, gt, valid), _best_constants(gt, valid))
     assert matcher.params()["P1"] == 600 and matcher.params()["P2"] == 2400
+
+
+def test_the_aloe_check_fails_every_constant_predictor(aloe_q):
+    """Mutants: a constant prediction (0 to 64 px, 14.75 px = the GT median among them) fails the check."""
+    _, _, gt, valid = _aloe(aloe_q)
+    best = _best_constants(gt, valid)
+    for value in np.arange(0.0, 64.25, 0.25):
+        with pytest.raises(AssertionError):
+            assert_sgbm_accuracy_on_aloe_q(disparity_metrics(np.full_like(gt, value), gt, valid), best)
 
 
 def test_sgbm_recovers_a_constant_shift():
@@ -70,7 +98,9 @@ def test_sgbm_num_disparities_and_refusals():
 
 def test_precision_resolution():
     assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
-    assert resolve_precision("auto") == ("bf16" if bf16_is_native() else "fp32")
+    from stereo_studio.runtime import inference_settings
+
+    assert resolve_precision("auto") == inference_settings().precision  # the measured choice
     with pytest.raises(ModelError, match="precision"):
         resolve_precision("fp8")
 

@@ -189,9 +189,86 @@ def test_bundled_names_and_resolution(bundled):
     assert resolve_model("teacher") is None
 
 
-def test_default_models_dir_is_repo_models(monkeypatch):
+def test_default_models_dir_is_package_data(monkeypatch):
     monkeypatch.delenv("STEREO_STUDIO_MODELS", raising=False)
-    assert storage.models_dir() == REPO / "models"
+    assert storage.models_dir() == REPO / "stereo_studio" / "models" / "bundled"
+
+
+def test_bundled_models_are_package_data(monkeypatch):
+    """The weights are inside the package and pyproject declares them, so a wheel carries them."""
+    import fnmatch
+    import tomllib
+    from importlib.resources import files
+
+    monkeypatch.delenv("STEREO_STUDIO_MODELS", raising=False)
+    bundled = files("stereo_studio.models") / "bundled"
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    patterns = declared["stereo_studio.models"]
+    for name in storage.BUNDLED_MODELS:
+        for file in ("config.json", "model.safetensors", "card.md", "training.json"):
+            assert (bundled / name / file).is_file(), f"{name}/{file} is not in the package"
+            assert any(fnmatch.fnmatch(f"bundled/{name}/{file}", p) for p in patterns), f"{name}/{file}"
+    assert bundled_model_names() == sorted(storage.BUNDLED_MODELS)
+    assert load_matcher("student-pruned").name == "student-pruned"
+
+
+def test_bundled_name_with_missing_files_is_an_error_not_untrained(tmp_path, monkeypatch):
+    root = tmp_path / "models"
+    monkeypatch.setenv("STEREO_STUDIO_MODELS", str(root))
+    with pytest.raises(ModelError, match=r"bundled model 'student' is missing.*config\.json.*arch:student"):
+        load_matcher("student")
+    with pytest.raises(ModelError, match=r"bundled model 'student-pruned' is missing"):
+        load_model("student-pruned")
+    (tmp_path / "student").mkdir()  # a folder of that name elsewhere is not the bundled model
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model("student") is None
+    save_model(_trained_like("student", max_disp=32), root / "student")
+    (root / "student" / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match=r"bundled model 'student' is missing.*student/model\.safetensors"):
+        load_matcher("student")
+    from stereo_studio.engine.pruning import load_net
+
+    with pytest.raises(ModelError, match="bundled model 'teacher' is missing"):
+        load_net("teacher")
+    assert load_net("arch:teacher").config["arch"] == "teacher"
+
+
+def test_untrained_architectures_are_asked_for_explicitly(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEREO_STUDIO_MODELS", str(tmp_path / "none"))
+    net = load_matcher("arch:student", max_disp=32)
+    assert isinstance(net, NetMatcher) and net.name == "student-untrained" and net.max_disp == 32
+    assert storage.load_network("arch:teacher").meta == {"untrained": True}
+    with pytest.raises(ModelError, match=r"unknown architecture 'psmnet'.*arch:student"):
+        load_matcher("arch:psmnet")
+
+
+def test_config_widths_are_checked_against_the_weights_before_building(saved):
+    """A config asking for a 60000-wide layer fails naming the files, without allocating ~130 GB: run in a
+    process whose address space is capped at 6 GB, where building that layer would fail differently."""
+    config = json.loads((saved / "config.json").read_text())
+    (saved / "config.json").write_text(json.dumps({**config, "agg_channels": 60000}))
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))\n"
+        "from stereo_studio.errors import ModelError\n"
+        "from stereo_studio.models.storage import load_model\n"
+        "try:\n"
+        "    load_model(sys.argv[1])\n"
+        "except ModelError as exc:\n"
+        "    print(exc)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(saved)], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, env={"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": ""})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "model.safetensors do not fit" in run.stdout and "config.json" in run.stdout, run.stdout
+    assert "agg_in.0.weight: file (48, 24, 3, 3) vs model (60000, 24, 3, 3)" in run.stdout
+
+
+def test_refuses_negative_widths_naming_the_file(saved):
+    config = json.loads((saved / "config.json").read_text())
+    (saved / "config.json").write_text(json.dumps({**config, "corr_channels": -24}))
+    with pytest.raises(ModelError, match=r"config\.json.*corr_channels.*-24"):
+        load_model(saved)
 
 
 def test_load_matcher_specs(bundled, tmp_path):
@@ -202,11 +279,14 @@ def test_load_matcher_specs(bundled, tmp_path):
     assert load_matcher("student", max_disp=32).max_disp == 32
     by_path = load_matcher(str(bundled / "student"))
     assert by_path.name == "student" and by_path.config["max_disp"] == 32
-    untrained = load_matcher("teacher", max_disp=48)
+    untrained = load_matcher("arch:teacher", max_disp=48)
     assert untrained.name == "teacher-untrained" and untrained.model.config["max_disp"] == 48
+    with pytest.raises(ModelError, match="bundled model 'teacher' is missing"):
+        load_matcher("teacher", max_disp=48)  # a bundled name never means untrained weights
     with pytest.raises(ModelError, match="trained with max_disp 32; --max-disp 128 conflicts"):
         load_matcher("student", max_disp=128)
-    with pytest.raises(ModelError, match=r"unknown model 'psmnet'.*model \(student\).*student, teacher"):
+    expected = r"unknown model 'psmnet'.*model \(student\).*arch:student, arch:teacher"
+    with pytest.raises(ModelError, match=expected):
         load_matcher("psmnet")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +128,3 @@ def same_size(path: Path, sample_shape: tuple[int, int], array: np.ndarray) -> N
         raise DataError(f"{path} is {array.shape[1]}x{array.shape[0]} but the images are "
                         f"{sample_shape[1]}x{sample_shape[0]}")
 
-
-def any_dir(paths: Iterable[Path]) -> bool:
-    return any(p.is_dir() for p in paths)

@@ -97,6 +97,18 @@ class ImagePane(pg.GraphicsLayoutWidget):
         if self.colorbar is not None:
             self.colorbar.setColorMap(pg_colormap(name))
 
+    def show_colorbar(self, show: bool) -> None:
+        """Show or leave out the colour bar (panes sharing one range show it once: more room for images)."""
+        if self.colorbar is None or show == self.has_colorbar():
+            return
+        if show:
+            self.addItem(self.colorbar, row=1, col=1)
+        else:
+            self.ci.removeItem(self.colorbar)
+
+    def has_colorbar(self) -> bool:
+        return self.colorbar is not None and self.colorbar.scene() is not None
+
     def clear_image(self) -> None:
         self.image.clear()
         self._shape = None

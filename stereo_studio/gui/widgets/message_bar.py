@@ -1,7 +1,11 @@
-"""An inline message bar (no modal dialogs): errors, warnings and notices, readable by tests."""
+"""An inline message bar (no modal dialogs): errors, warnings and notices, readable by tests.
+
+Messages are plain text: they quote paths, configs and exception texts, where a `<` is common (an HTML label
+would swallow everything after it)."""
 
 from __future__ import annotations
 
+import html
 import time
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -21,14 +25,20 @@ class MessageBar(QWidget):
         super().__init__(parent)
         self.history: list[tuple[str, str, float]] = []
         self.setAttribute(Qt.WA_StyledBackground, True)
+        self._icon = QLabel()
+        self._icon.setTextFormat(Qt.PlainText)
+        self._icon.setAlignment(Qt.AlignTop)
         self._label = QLabel()
+        self._label.setTextFormat(Qt.PlainText)  # the message as it is: never parsed as HTML
         self._label.setWordWrap(True)
+        self._label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self._close = QToolButton(text="✕")
         self._close.setToolTip("Dismiss this message")
         self._close.setAutoRaise(True)
         self._close.clicked.connect(self.hide)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
+        layout.addWidget(self._icon)
         layout.addWidget(self._label, 1)
         layout.addWidget(self._close)
         self._timer = QTimer(self, singleShot=True)
@@ -43,9 +53,10 @@ class MessageBar(QWidget):
             f"MessageBar {{ background: {theme.RAISED}; border-left: 4px solid {color}; "
             "border-radius: 3px; }"
         )
-        icon = {"error": "⚠", "warning": "⚠", "ok": "✓"}.get(level, "ℹ")
-        self._label.setText(f"<span style='color:{color}'>{icon}</span>&nbsp; {text}")
-        self._label.setToolTip(text)
+        self._icon.setText({"error": "⚠", "warning": "⚠", "ok": "✓"}.get(level, "ℹ"))
+        self._icon.setStyleSheet(f"color: {color};")
+        self._label.setText(text)
+        self._label.setToolTip(f"<p style='white-space:pre-wrap'>{html.escape(text)}</p>")  # rich, escaped
         self.show()
         self._timer.stop()
         if level != "error":

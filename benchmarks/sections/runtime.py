@@ -1,0 +1,149 @@
+"""Runtime defaults (issue 11, item 5): `stereo-studio bench` with its default settings against every explicit
+setting of precision, threads and OpenMP wait policy, all in this one run. Done when the defaults are within
+1.2x of the fastest explicit setting.
+
+Each configuration is a fresh `python -m stereo_studio bench` process (OpenMP reads its wait policy once, when
+torch loads), measured in interleaved rounds so slow drift of the machine hits every row alike. The defaults
+row gets the environment without OMP_WAIT_POLICY / OMP_NUM_THREADS / STEREO_STUDIO_PRECISION (unless the
+user set them before the run), so it uses exactly what a user's `bench` uses: the cached probe choice. The
+full run first measures that choice afresh (`stereo_studio.runtime`), and shows the probe's own table too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import num, table
+
+MODEL = "student-pruned"
+SIZE = (240, 320)
+QUICK_SIZE = (48, 64)
+GOAL = 1.2
+REPO = Path(__file__).resolve().parents[2]
+_RUNTIME_ENV = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "STEREO_STUDIO_PRECISION")
+
+
+def _child_env() -> dict[str, str]:
+    """This process's environment minus what the package set itself (the user's own values stay); no probe in
+    the children: the table must use one cached choice throughout."""
+    from stereo_studio import runtime
+
+    env = {k: v for k, v in os.environ.items() if k not in _RUNTIME_ENV}
+    env.update({k: v for k, v in runtime._USER_ENV.items() if v})
+    env["STEREO_STUDIO_RUNTIME_PROBE"] = "0"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return env
+
+
+def _bench(flags: list[str], size: tuple[int, int], runs: int, env: dict[str, str]) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "stereo_studio", "bench", "--model", MODEL, "--size", f"{size[0]}x{size[1]}",
+           "--runs", str(runs), "--warmup", "3", "--no-memory", "--json", *flags]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        raise RuntimeError(f"bench {' '.join(flags)} failed: {last}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _configs(bf16: bool, quick: bool) -> list[tuple[str, list[str]]]:
+    from stereo_studio import runtime
+
+    if quick:
+        return [("defaults", []), ("fp32, 1 thread, PASSIVE",
+                                   ["--precision", "fp32", "--threads", "1", "--wait-policy", "PASSIVE"])]
+    out: list[tuple[str, list[str]]] = [("defaults", [])]
+    for precision in ("fp32", "bf16") if bf16 else ("fp32",):
+        for threads in runtime.thread_candidates(runtime.cpu_count()):
+            for policy in runtime.WAIT_POLICIES:
+                label = f"{precision}, {threads} thread{'s' if threads != 1 else ''}, {policy}"
+                flags = ["--precision", precision, "--threads", str(threads), "--wait-policy", policy]
+                out.append((label, flags))
+    return out
+
+
+def _probe_table(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "_No probe result cached for this machine (probing off or failed): defaults are the fallback._"
+    rows = [[c["precision"], c["threads"], c["wait_policy"], num(c["median_ms"], ".2f"),
+             f"{num(c.get('p10_ms'), '.2f')}-{num(c.get('p90_ms'), '.2f')}", c.get("runs", "")]
+            for c in sorted(entry["candidates"], key=lambda c: c["median_ms"])]
+    probe = entry.get("probe", {})
+    ch = entry["choice"]
+    head = (f"Probe (`runtime.probe`, {probe.get('model')} at {probe.get('size')}, "
+            f"{probe.get('seconds')} s, load average {entry.get('load_avg_1m')} at its start"
+            f"{', marked busy' if entry.get('busy') else ''}"
+            f"{', training ran' if entry.get('contended') else ''}): chose **{ch['precision']}, "
+            f"{ch['threads']} thread(s), {ch['wait_policy']}**.")
+    head_row = ["precision", "threads", "wait policy", "median ms", "p10-p90 ms", "runs"]
+    return head + "\n\n" + table(head_row, rows)
+
+
+def measure(quick: bool) -> str:
+    from stereo_studio import runtime
+
+    size = QUICK_SIZE if quick else SIZE
+    runs, rounds = (2, 1) if quick else (30, 3)
+    parts: list[str] = []
+    if quick:
+        settings = runtime.inference_settings()  # quick mode never writes the machine's cache
+    else:
+        settings = runtime.ensure_settings(force=True, notice=lambda line: parts.append(f"_{line.strip()}_"))
+    entry = runtime.load_entry()
+    bf16 = bool((entry or {}).get("probe", {}).get("bf16_native"))
+    configs = _configs(bf16, quick)
+    env = _child_env()
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in configs}
+    errors: dict[str, str] = {}
+    for r in range(rounds):
+        order = configs[r % len(configs):] + configs[:r % len(configs)]  # rotate: no row always goes first
+        for label, flags in order:
+            if label in errors:
+                continue
+            try:
+                results[label].append(_bench(flags, size, runs, env))
+            except Exception as exc:
+                errors[label] = str(exc)
+
+    def med(label: str, key: str) -> float | None:
+        values = [x[key] for x in results[label] if x.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    explicit = {label: med(label, "latency_ms") for label, _ in configs[1:] if med(label, "latency_ms")}
+    fastest = min(explicit.values()) if explicit else None
+    rows = []
+    for label, _ in configs:
+        if label in errors and not results[label]:
+            rows.append([label, "", "", "", "", f"failed: {errors[label]}"])
+            continue
+        ms = med(label, "latency_ms")
+        first = results[label][0]
+        used = f"{first['precision']}, {first['threads']}, {first.get('wait_policy')}"
+        contended = any(x.get("contended") for x in results[label])
+        rows.append([f"**{label}**" if label == "defaults" else label, used, num(ms, ".2f"),
+                     f"{num(med(label, 'p10_ms'), '.2f')}-{num(med(label, 'p90_ms'), '.2f')}",
+                     "" if not (ms and fastest) else f"{ms / fastest:.2f}x",
+                     "contended" if contended else ""])
+    d = med("defaults", "latency_ms")
+    parts.insert(0, (
+        f"`bench --model {MODEL} --size {size[0]}x{size[1]} --no-memory --runs {runs}`: each row a fresh "
+        "process, "
+        f"{rounds} interleaved round(s); median over rounds of each run's median (and of its p10 / p90). "
+        f"Defaults of this machine: {settings.precision}, {settings.threads} thread(s), wait policy "
+        f"{settings.wait_policy or 'default'} (from {', '.join(sorted(set(settings.source.values())))})."))
+    parts.append(table(["setting", "used (precision, threads, wait)", "median ms", "p10-p90 ms",
+                        "vs fastest explicit", "note"], rows))
+    if d and fastest:
+        verdict = "met" if d <= GOAL * fastest else "**not met**"
+        parts.append(f"Defaults / fastest explicit setting: **{d / fastest:.2f}x** "
+                     f"(goal <= {GOAL}x: {verdict}).")
+    parts.append(_probe_table(runtime.load_entry()))
+    parts.append("The GUI stall goal (p99 < 50 ms with distillation + preview) under these defaults is "
+                 "measured by the `gui` section: `benchmarks.run` imports `stereo_studio` before torch, so "
+                 "that process runs with the cached wait policy (see the Machine lines).")
+    return "\n\n".join(parts)

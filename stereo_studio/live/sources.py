@@ -70,7 +70,7 @@ class FrameSource:
         self.length: int | None = None  # frames in the file / dataset (also when looping); None if unknown
         self._index = 0
         self._position = 0  # the file position of the next frame (0 again after a loop restarts)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: read_at holds it across its seek and read
         self._closed = False
 
     # -- subclass hooks
@@ -151,9 +151,11 @@ class FrameSource:
             self._index = self._position = int(index)
 
     def read_at(self, index: int) -> StereoFrame:
-        """The frame at `index` (seek, then read); the next `read()` returns `index + 1`."""
-        self.seek(index)
-        frame = self.read()
+        """The frame at `index` (seek, then read, atomically: a prefetch thread still reading cannot slip a
+        read in between); the next `read()` returns `index + 1`."""
+        with self._lock:
+            self.seek(index)
+            frame = self.read()
         if frame is None:
             raise SourceError(f"{self.name}: frame {index} could not be read")
         return frame

@@ -540,10 +540,16 @@ class PreviewPanel(QWidget):
             {k: v for k, v in self.post_filters.items() if v},
             self.calibration.text().strip() or None,
             track=False,
-            on_result=self._show,
+            on_result=self._show_pair,
             on_error=self._failed,
             on_finished=self._step_finished,
         )
+
+    def _show_pair(self, frame: PreviewFrame) -> None:
+        """A dataset pair arrived: dropped if the user switched to a live source meanwhile (a late pair would
+        replace the frame the video or camera shows)."""
+        if self.source_kind() == "dataset" and self.session is None:
+            self._show(frame)
 
     def _step_finished(self, _record: JobRecord) -> None:
         if self._step_pending:

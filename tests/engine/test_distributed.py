@@ -88,7 +88,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
     # its own Adam steps and the weights would drift apart by ~lr per step). BatchNorm running statistics
     # are left out: DDP broadcasts them from rank 0 before each forward, and each rank's last forward updates
     # its own copy.
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert len(rank0["local_losses"]) == len(rank1["local_losses"]) == 3
     assert rank0["local_losses"] != rank1["local_losses"]
     assert rank0["final"].keys() == rank1["final"].keys() and rank0["final"]

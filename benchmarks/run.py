@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import stereo_studio  # noqa: F401  first, before torch loads: applies this machine's measured OpenMP wait policy
+from stereo_studio.runtime import cpu_model
 
 SECTIONS = ["foundation", "engine", "live", "gui", "models"]  # the known sections, in report order
 
@@ -30,18 +31,6 @@ def all_sections() -> list[str]:
     folder = Path(__file__).resolve().parent / "sections"
     extra = sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__" and p.stem not in SECTIONS)
     return [*SECTIONS, *extra]
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (platform's answer elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_flags() -> list[str]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The exact recipe of the bundled models, with the project's own CLI. Run from the repository root:
-#   bash models/recipe.sh [STAGE...]     stages: data teacher scratch student pruned ship cards (default: all)
+#   bash models/recipe.sh [STAGE...]     stages: data teacher scratch student pruned ship cards prune-ready
+#                                         (default: all but prune-ready, an experiment)
 # Long stages checkpoint into runs/<name>/ and can be resumed by re-running the same command with --resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,3 +52,14 @@ if want ship; then
     done
 fi
 want cards && .venv/bin/python -m benchmarks.model_cards
+# Experiment of issue 11 (benchmarks/sections/prune_ready.py): the bundled student's recipe plus prune-ready
+# training (group sparsity on the channels a 0.5 MAC cut would remove), against the bundled (plain) student.
+if want prune-ready; then
+    $ss distill --teacher teacher --arch student --data runs/synth-train --steps 1500 --w-teacher 1 --w-gt 1 \
+        --threads 1 "${common[@]}" --prune-ready --sparsity-reg 20 --target-ratio 0.5 --sparsity-method group \
+        --out runs/student-prune-ready $(resume_flag runs/student-prune-ready)
+    dest=models/experiments/student-prune-ready
+    mkdir -p "$dest"
+    cp runs/student-prune-ready/model/config.json runs/student-prune-ready/model/model.safetensors "$dest/"
+    .venv/bin/python -c "import json; r='runs/student-prune-ready'; json.dump({'config': json.load(open(r+'/config.json')), 'summary': json.load(open(r+'/summary.json'))}, open('$dest/training.json','w'), indent=1)"
+fi

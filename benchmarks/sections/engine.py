@@ -18,8 +18,7 @@ SIZE = (240, 320)
 
 def _net(name: str) -> tuple[Any, str]:
     """The bundled trained model when there is one, else the untrained architecture."""
-    from stereo_studio.engine.pruning import load_net
-    from stereo_studio.models.storage import resolve_model
+    from stereo_studio.models.storage import load_net, resolve_model
 
     if resolve_model(name) is not None:
         return load_net(name), f"bundled `{name}`"

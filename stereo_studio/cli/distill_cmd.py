@@ -24,6 +24,10 @@ def register(subparsers: Any) -> None:
                    help="weight of feature distillation (default 0: off)")
     p.add_argument("--feat-names", default="",
                    help="features to distill, comma-separated 'name' or 'student:teacher' (default: shared)")
+    p.add_argument("--teacher-cache", default=None, metavar="DIR",
+                   help="compute the teacher's disparity once per pair of the dataset folders (kept in DIR, "
+                   "keyed by teacher, data and max disparity; reused by later runs) and crop it like the "
+                   "images, instead of running the teacher on every batch; not for synthetic data or videos")
     ready = p.add_argument_group("prune-ready training (group sparsity, so that pruning costs little)")
     ready.add_argument("--prune-ready", action="store_true",
                        help="regularise the channel groups the pruning engine would remove at --target-ratio "
@@ -33,6 +37,9 @@ def register(subparsers: Any) -> None:
                        "norm per step; for groupnorm / bn it is their gradient penalty, ~1e-4)")
     ready.add_argument("--target-ratio", type=float, default=0.5,
                        help="fraction of the MACs the student is made ready to lose (default 0.5)")
+    ready.add_argument("--sparsity-start", type=float, default=0.0,
+                       help="fraction of the steps trained at full width before the regularisation starts "
+                       "(default 0; it then grows over a fifth of the steps)")
     ready.add_argument("--sparsity-method", choices=["group", "groupnorm", "bn"], default="group",
                        help="group: group lasso on the channels meant to go (default); groupnorm: "
                        "Torch-Pruning's GroupNormPruner; bn: its BNScalePruner (L1 on BN scales)")

@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from stereo_studio.cli.common import parse_size, print_json
     from stereo_studio.engine.export import check_export_args, export_onnx
-    from stereo_studio.engine.pruning import load_net
+    from stereo_studio.models.storage import load_net
 
     size = parse_size(args.size)
     check_export_args(args.onnx, args.opset)  # before the model is loaded and traced

@@ -31,8 +31,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from stereo_studio.cli.common import print_json
     from stereo_studio.engine.importance import channel_importance, default_calib_batches, get_criterion
-    from stereo_studio.engine.pruning import load_net
     from stereo_studio.errors import StereoStudioError
+    from stereo_studio.models.storage import load_net
 
     if args.round_to < 1:
         raise StereoStudioError(f"--round-to must be at least 1 (1: no rounding), got {args.round_to}")

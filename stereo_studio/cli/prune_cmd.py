@@ -100,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
     from stereo_studio.cli.common import check_number, clear_stale_files, parse_size, print_json
     from stereo_studio.engine.bench import measure_latency
     from stereo_studio.engine.jobs import run_with_progress
-    from stereo_studio.engine.pruning import layer_widths, load_net, macs_params, prune_and_finetune
+    from stereo_studio.engine.pruning import layer_widths, macs_params, prune_and_finetune
     from stereo_studio.errors import StereoStudioError
+    from stereo_studio.models.storage import load_net
 
     size = parse_size(args.size)
     if args.round_to < 1:

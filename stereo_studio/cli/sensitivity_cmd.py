@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     from stereo_studio.cli.common import parse_size, print_json
     from stereo_studio.engine.jobs import run_with_progress
-    from stereo_studio.engine.pruning import load_net
     from stereo_studio.engine.sensitivity import sensitivity, suggest_plan
+    from stereo_studio.models.storage import load_net
 
     size = parse_size(args.size)
     model = load_net(args.model)

@@ -83,11 +83,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{'label':>6s} {'kind':>12s} {'MACs-':>6s} {'params':>9s} {'GMAC':>7s} {'ms':>7s} "
-        f"{'EPE':>7s} {'D1%':>6s} {'bad3%':>6s}"
+        f"{'p10-p90':>11s} {'EPE':>7s} {'D1%':>6s} {'bad3%':>6s}"
     )
     for p in points:
+        spread = f"{p.p10_ms:.1f}-{p.p90_ms:.1f}" if p.p10_ms is not None else "n/a"
         print(
             f"{p.label:>6s} {p.kind:>12s} {p.macs_removed:6.1%} {p.params:9,d} {p.macs / 1e9:7.3f} "
-            f"{p.latency_ms:7.1f} {p.epe:7.3f} {p.d1:6.2f} {p.bad3:6.2f}{'  *pareto' if p.pareto else ''}"
+            f"{p.latency_ms:7.1f} {spread:>11s} {p.epe:7.3f} {p.d1:6.2f} {p.bad3:6.2f}"
+            f"{'  *pareto' if p.pareto else ''}{'  (contended)' if p.contended else ''}"
         )
+    if points and points[0].threads is not None:
+        first = points[0]
+        print(f"latency: median of a few runs, {first.threads} threads, {first.precision}, "
+              f"OMP_WAIT_POLICY={first.wait_policy}")
     return 0

@@ -147,6 +147,7 @@ def config_from_args(args: argparse.Namespace, teacher: str | None = None) -> An
         synthetic_pairs=args.synthetic_pairs,
         cache_mb=args.cache_mb,
         video_frames=args.video_frames,
+        teacher_cache=getattr(args, "teacher_cache", None),
         **_prune_ready_fields(args),
     )
 
@@ -156,7 +157,7 @@ def _prune_ready_fields(args: argparse.Namespace) -> dict[str, Any]:
     if not getattr(args, "prune_ready", False):
         return {}
     return {"prune_ready": True, "sparsity_reg": args.sparsity_reg, "target_ratio": args.target_ratio,
-            "sparsity_method": args.sparsity_method}
+            "sparsity_method": args.sparsity_method, "sparsity_start": args.sparsity_start}
 
 
 def _model_overrides(text: str | None) -> dict[str, Any]:

@@ -10,6 +10,12 @@ import numpy as np
 from stereo_studio.data.sample import StereoSample
 from stereo_studio.data.textures import add_noise
 
+# Meta entries holding more left-view disparity maps (float32 H x W, NaN = unknown), e.g. a cached teacher's
+# output (`data.teacher_cache`): every geometric change (scale, crop, padding) applies to them exactly as
+# to the ground truth; the right-view-only changes (vertical jitter, occlusion patch) and photometric jitter
+# do not.
+DISPARITY_MAPS = ("teacher_disparity",)
+
 
 class Augmenter:
     """`Augmenter(crop=(h, w))(sample, rng) -> StereoSample`, deterministic given `rng`.
@@ -21,6 +27,8 @@ class Augmenter:
     - `vertical_jitter_px`: the right view is shifted by up to this many pixels vertically (sub-pixel).
     - `occlusion_patch`: with probability 1/2 a rectangle of the right view is overwritten (mean colour or a
       patch copied from elsewhere), mimicking occlusions; the left ground truth is unchanged.
+
+    Maps in `meta` under the `DISPARITY_MAPS` keys follow the ground truth's geometry (padding becomes NaN).
     """
 
     def __init__(self, crop: tuple[int, int] | None = (256, 512), photometric: bool = True,
@@ -35,16 +43,18 @@ class Augmenter:
     def __call__(self, sample: StereoSample, rng: np.random.Generator) -> StereoSample:
         left, right, disp, valid = sample.left, sample.right, sample.disparity, sample.valid
         meta = {k: v for k, v in sample.meta.items() if k != "occlusion"}
+        maps = {k: np.asarray(meta.pop(k), np.float32) for k in DISPARITY_MAPS if k in meta}
         if disp is not None:
             valid = np.asarray(valid, bool) & np.isfinite(disp)
             disp = np.where(valid, disp, 0.0).astype(np.float32)
         if self.crop is not None:
-            left, right, disp, valid = _scaled_crop(rng, left, right, disp, valid, self.crop, self.scale)
+            left, right, disp, valid, maps = _scaled_crop(rng, left, right, disp, valid, self.crop,
+                                                          self.scale, maps)
         elif self.scale is not None:
             h, w = left.shape[:2]
             f = _random_scale(rng, self.scale)
             size = (max(8, round(h * f)), max(8, round(w * f)))
-            left, right, disp, valid = _resize_all(left, right, disp, valid, size)
+            left, right, disp, valid, maps = _resize_all(left, right, disp, valid, size, maps)
         if self.photometric:
             left = _jitter_view(rng, left)
             right = _jitter_view(rng, right)
@@ -55,6 +65,7 @@ class Augmenter:
                                    borderMode=cv2.BORDER_REFLECT)
         if self.occlusion_patch and rng.random() < 0.5:
             right = _occlusion_patch(rng, right)
+        meta.update({k: np.ascontiguousarray(v) for k, v in maps.items()})
         return StereoSample(np.ascontiguousarray(left), np.ascontiguousarray(right),
                             None if disp is None else np.ascontiguousarray(disp),
                             None if valid is None else np.ascontiguousarray(valid), meta)
@@ -64,23 +75,26 @@ def _random_scale(rng: np.random.Generator, scale: tuple[float, float]) -> float
     return float(np.exp(rng.uniform(np.log(scale[0]), np.log(scale[1]))))
 
 
-def _resize_all(left, right, disp, valid, size):
-    """Resize views and ground truth to (h, w); disparity scaled by the width ratio."""
+def _resize_all(left, right, disp, valid, size, maps):
+    """Resize views, ground truth and `maps` to (h, w); disparities scaled by the width ratio."""
     h, w = left.shape[:2]
     nh, nw = size
     if (nh, nw) == (h, w):
-        return left, right, disp, valid
+        return left, right, disp, valid, maps
     left = cv2.resize(left, (nw, nh), interpolation=cv2.INTER_LINEAR)
     right = cv2.resize(right, (nw, nh), interpolation=cv2.INTER_LINEAR)
     if disp is not None:
         disp = cv2.resize(disp, (nw, nh), interpolation=cv2.INTER_NEAREST) * np.float32(nw / w)
         valid = cv2.resize(valid.view(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST).astype(bool)
-    return left, right, disp, valid
+    maps = {k: cv2.resize(m, (nw, nh), interpolation=cv2.INTER_NEAREST) * np.float32(nw / w)
+            for k, m in maps.items()}
+    return left, right, disp, valid, maps
 
 
-def _scaled_crop(rng, left, right, disp, valid, crop, scale):
+def _scaled_crop(rng, left, right, disp, valid, crop, scale, maps):
     """A random window that, resized by a random factor from `scale`, is exactly `crop`; pairs smaller than
-    the window are padded at the bottom/right (padding is invalid). Only the window is resized."""
+    the window are padded at the bottom/right (padding is invalid; NaN in `maps`). Only the window is
+    resized."""
     ch, cw = crop
     f = 1.0 if scale is None else _random_scale(rng, scale)
     wh, ww = max(1, round(ch / f)), max(1, round(cw / f))
@@ -92,6 +106,7 @@ def _scaled_crop(rng, left, right, disp, valid, crop, scale):
         if disp is not None:
             disp = np.pad(disp, ((0, ph), (0, pw)))
             valid = np.pad(valid, ((0, ph), (0, pw)))
+        maps = {k: np.pad(m, ((0, ph), (0, pw)), constant_values=np.nan) for k, m in maps.items()}
         h, w = left.shape[:2]
     y = int(rng.integers(0, h - wh + 1))
     x = int(rng.integers(0, w - ww + 1))
@@ -99,7 +114,8 @@ def _scaled_crop(rng, left, right, disp, valid, crop, scale):
     left, right = left[win], right[win]
     if disp is not None:
         disp, valid = disp[win], valid[win]
-    return _resize_all(left, right, disp, valid, (ch, cw))
+    maps = {k: m[win] for k, m in maps.items()}
+    return _resize_all(left, right, disp, valid, (ch, cw), maps)
 
 
 _LEVELS = np.arange(256, dtype=np.float64)[:, None] / 255.0

@@ -87,7 +87,7 @@ def _flush_native() -> None:
 
 
 def _resolve(model_spec: str | Path | nn.Module) -> nn.Module:
-    from stereo_studio.engine.pruning import load_net
+    from stereo_studio.models.storage import load_net
 
     return load_net(model_spec)
 

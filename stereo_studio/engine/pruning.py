@@ -949,25 +949,6 @@ def recalibrate_bn(model: nn.Module, pairs: Iterable[Any], inplace: bool = False
     return net
 
 
-def load_net(spec: str | Path | nn.Module) -> nn.Module:
-    """A torch model for a spec: a model already built, a bundled name or model folder, or `arch:NAME`
-    (untrained, default config). `sgbm` is refused: it is not a network."""
-    if isinstance(spec, nn.Module):
-        return spec
-    from stereo_studio.models.storage import load_network
-
-    text = str(spec).strip()
-    if text.lower() == "sgbm":
-        raise ModelError(
-            "'sgbm' is OpenCV's semi-global matcher, not a network: it has no channels to prune or export"
-        )
-    from stereo_studio.models.onnx_net import frozen_error, is_onnx_spec
-
-    if is_onnx_spec(text):
-        raise frozen_error(text, "pruned, analysed or exported (it has no PyTorch layers)")
-    return load_network(text)
-
-
 def prune_and_finetune(
     spec: str | Path,
     out: str | Path,
@@ -992,6 +973,8 @@ def prune_and_finetune(
     from stereo_studio.models.storage import save_model
 
     out = Path(out)
+    from stereo_studio.models.storage import load_net
+
     yield Progress(0, None, f"loading {spec}", kind="log")
     model = load_net(spec)
     calib = None
@@ -1091,7 +1074,6 @@ __all__ = [
     "finetune_config",
     "kept_channels",
     "layer_widths",
-    "load_net",
     "macs_params",
     "nearest_width",
     "plan",

@@ -162,7 +162,7 @@ def sensitivity(
 
 
 def _load(model_spec: str | nn.Module) -> nn.Module:
-    from stereo_studio.engine.pruning import load_net
+    from stereo_studio.models.storage import load_net
 
     return load_net(model_spec)
 

@@ -31,11 +31,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from stereo_studio.data.training_data import open_training_data
 from stereo_studio.engine import distributed as ddp
 from stereo_studio.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from stereo_studio.engine.jobs import Job, Progress, Ticker
-from stereo_studio.engine.losses import FeatureProjector, gt_loss, parse_feature_pairs, teacher_loss
-from stereo_studio.errors import DataError, StereoStudioError
+from stereo_studio.engine.jobs import Job, JobRun, Progress, Ticker
+from stereo_studio.engine.losses import (
+    SPARSITY_RAMP,
+    SPARSITY_UPDATE_STEPS,
+    FeatureProjector,
+    PruneReadyRegularizer,
+    gt_loss,
+    parse_feature_pairs,
+    teacher_loss,
+)
+from stereo_studio.errors import StereoStudioError
 
 # Fields that may change between a run and its resumption (they do not change the numbers).
 RESUMABLE_CHANGES = ("threads", "cache_mb")
@@ -60,6 +69,9 @@ class TrainConfig:
     `target_ratio` (fraction of MACs) costs little (`sparsity_method`, `sparsity_reg`: see
     `engine.losses.PruneReadyRegularizer`); the group norms go to metrics.jsonl as kind "sparsity" rows (and
     kind "sparsity" progress events) every `log_interval` steps.
+    `teacher_cache` (a folder) computes the teacher's disparity once per stored pair, on the whole
+    un-augmented pair, and crops it like the images instead of running the teacher every step (see
+    `data.teacher_cache`; dataset folders only, not with feature distillation).
     """
 
     arch: str | None = "student"
@@ -100,6 +112,8 @@ class TrainConfig:
     sparsity_reg: float = 20.0
     target_ratio: float = 0.5  # fraction of MACs the student is made ready to lose
     sparsity_method: str = "group"
+    sparsity_start: float = 0.0  # fraction of the steps trained at full width before the regulariser starts
+    teacher_cache: str | None = None  # folder of cached teacher outputs (`data.teacher_cache`); None: online
 
     def resolved(self) -> TrainConfig:
         """A copy with automatic loss weights filled in and the values checked."""
@@ -120,6 +134,8 @@ class TrainConfig:
             problems.append("no training data given")
         if (cfg.w_teacher > 0 or cfg.w_feat > 0) and not cfg.teacher:
             problems.append("w_teacher / w_feat need a teacher model")
+        if cfg.teacher_cache:
+            problems += _teacher_cache_problems(cfg)
         if cfg.w_teacher + cfg.w_gt + cfg.w_feat <= 0:
             problems.append("all loss weights are zero")
         if cfg.schedule not in ("cosine", "onecycle", "constant"):
@@ -145,6 +161,8 @@ class TrainConfig:
                 problems.append(f"sparsity_reg must be a finite number >= 0, got {cfg.sparsity_reg}")
             if not 0.0 < cfg.target_ratio < 1.0:
                 problems.append(f"target_ratio must be in (0, 1), got {cfg.target_ratio}")
+            if not 0.0 <= cfg.sparsity_start < 1.0:
+                problems.append(f"sparsity_start must be in [0, 1), got {cfg.sparsity_start}")
         if problems:
             raise TrainingError("bad training config: " + "; ".join(problems))
         return cfg
@@ -167,6 +185,23 @@ class TrainConfig:
         if d.get("synthetic_size") is not None:
             d["synthetic_size"] = tuple(d["synthetic_size"])
         return cls(**d)
+
+
+def _teacher_cache_problems(cfg: TrainConfig) -> list[str]:
+    """Why `cfg.teacher_cache` cannot work (no teacher, feature distillation, data made on the fly)."""
+    from stereo_studio.data.teacher_cache import check_cacheable
+    from stereo_studio.errors import DataError
+
+    if not cfg.teacher:
+        return ["teacher_cache needs a teacher model"]
+    if cfg.w_feat > 0:
+        return ["teacher_cache holds the teacher's disparity only; feature distillation (w_feat > 0) needs "
+                "the teacher online: drop one of them"]
+    try:
+        check_cacheable(cfg.data)
+    except DataError as exc:
+        return [str(exc)]
+    return []
 
 
 def _native_precision() -> str:
@@ -205,152 +240,6 @@ def step_seed(seed: int, step: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- data
-
-
-class _Concat:
-    """Several datasets seen as one (mixed data specs)."""
-
-    def __init__(self, parts: list[Any]) -> None:
-        self.parts = parts
-        self.offsets = np.cumsum([0] + [len(p) for p in parts])
-
-    def __len__(self) -> int:
-        return int(self.offsets[-1])
-
-    def __getitem__(self, index: int) -> Any:
-        if index < 0:
-            index += len(self)
-        part = int(np.searchsorted(self.offsets, index, side="right")) - 1
-        return self.parts[part][index - int(self.offsets[part])]
-
-
-class _MemoryCache:
-    """Keeps loaded / generated samples in memory up to a byte budget (samples are never modified)."""
-
-    def __init__(self, dataset: Any, budget_bytes: int) -> None:
-        self.dataset = dataset
-        self.budget = budget_bytes
-        self.used = 0
-        self._cache: dict[int, Any] = {}
-        self.name = getattr(dataset, "name", "")
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> Any:
-        sample = self._cache.get(index)
-        if sample is None:
-            sample = self.dataset[index]
-            size = sum(a.nbytes for a in (sample.left, sample.right, sample.disparity, sample.valid)
-                       if a is not None)
-            if self.used + size <= self.budget:
-                self._cache[index] = sample
-                self.used += size
-        return sample
-
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
-
-
-class _VideoFrames:
-    """Unlabelled pairs from a side-by-side stereo video (left half | right half), for distillation.
-
-    At most `limit` frames, evenly spaced over the video, are decoded once and kept in memory.
-    """
-
-    def __init__(self, path: Path, limit: int) -> None:
-        import cv2
-
-        from stereo_studio.data.sample import StereoSample
-
-        cap = cv2.VideoCapture(str(path))
-        if not cap.isOpened():
-            raise DataError(f"cannot open video {path}")
-        try:
-            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or limit
-            stride = max(1, count // limit)
-            self.samples: list[Any] = []
-            index = 0
-            while len(self.samples) < limit:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                if index % stride == 0:
-                    w = frame.shape[1]
-                    if w % 2:
-                        raise DataError(f"{path}: a side-by-side frame needs an even width, got {w}")
-                    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                    self.samples.append(StereoSample(
-                        np.ascontiguousarray(rgb[:, : w // 2]), np.ascontiguousarray(rgb[:, w // 2:]),
-                        meta={"dataset": "video", "name": f"{path.stem}-{index:06d}", "frame": index}))
-                index += 1
-        finally:
-            cap.release()
-        if not self.samples:
-            raise DataError(f"no frames could be read from video {path}")
-        self.name = path.name
-        self.has_gt = False
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> Any:
-        return self.samples[index]
-
-
-def _is_synthetic(spec: str) -> bool:
-    return spec.strip().lower() == "synthetic"
-
-
-def _open(spec: str, cfg: TrainConfig, max_disp: int, seed: int, limit: int | None) -> Any:
-    from stereo_studio.data.datasets import open_dataset
-
-    if _is_synthetic(spec):
-        size = cfg.synthetic_size or (cfg.crop[0] + 32, cfg.crop[1] + 64)
-        return open_dataset(spec, limit=limit or cfg.synthetic_pairs, seed=seed, size=tuple(size),
-                            max_disp=max_disp)
-    path = Path(spec).expanduser()
-    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-        return _VideoFrames(path, limit or cfg.video_frames)
-    return open_dataset(spec, limit=limit, seed=seed, max_disp=max_disp)
-
-
-def _has_gt(ds: Any) -> bool:
-    flag = getattr(ds, "has_gt", None)
-    if isinstance(flag, bool):
-        return flag
-    return len(ds) > 0 and bool(ds[0].has_gt)
-
-
-def open_training_data(cfg: TrainConfig, max_disp: int) -> tuple[Any, Any | None, str]:
-    """(train dataset, validation dataset or None, a line describing them) for a resolved config."""
-    from stereo_studio.data.datasets import split_dataset
-
-    parts = []
-    for spec in cfg.data:
-        ds = _open(spec, cfg, max_disp, cfg.seed, None)
-        if len(ds) == 0:
-            raise DataError(f"dataset '{spec}' holds no stereo pairs")
-        if not cfg.teacher and not _has_gt(ds):
-            raise DataError(f"dataset '{spec}' has no ground truth: unlabelled pairs can only be used to "
-                            "distill from a teacher (stereo-studio distill --teacher ...)")
-        parts.append(ds)
-    train_ds = parts[0] if len(parts) == 1 else _Concat(parts)
-    if cfg.val_data:
-        val_ds = _open(cfg.val_data, cfg, max_disp, cfg.seed + 7_777_777, cfg.val_pairs
-                       if _is_synthetic(cfg.val_data) else None)
-    elif all(_is_synthetic(s) for s in cfg.data):
-        val_ds = _open("synthetic", cfg, max_disp, cfg.seed + 7_777_777, cfg.val_pairs)
-    elif len(train_ds) >= 2:
-        train_ds, val_ds = split_dataset(train_ds, cfg.val_fraction, cfg.seed)
-    else:
-        val_ds = None
-    if cfg.cache_mb > 0:
-        train_ds = _MemoryCache(train_ds, cfg.cache_mb * 2**20)
-    desc = f"{len(train_ds)} training pairs from {', '.join(cfg.data)}"
-    if val_ds is not None:
-        desc += f"; {min(len(val_ds), cfg.val_pairs)} validation pairs"
-    return train_ds, val_ds, desc
 
 
 class _Prefetcher:
@@ -466,6 +355,33 @@ def _autocast(device: str, bf16: bool) -> contextlib.AbstractContextManager:
 # ------------------------------------------------------------------------------------------ the job
 
 
+@dataclass
+class _Run:
+    """What the helpers of one `train()` call share: the models, the optimiser, where to write."""
+
+    cfg: TrainConfig
+    info: ddp.DistInfo
+    device: str
+    max_disp: int
+    student: nn.Module
+    teacher: nn.Module | None
+    projector: FeatureProjector | None
+    trainee: _Trainee
+    model: nn.Module  # the trainee, wrapped by DDP when distributed
+    optimizer: torch.optim.Optimizer
+    sparsity: PruneReadyRegularizer | None
+    validator: _Validator | None
+    run_dir: Path
+    ckpt_path: Path
+    metrics_path: Path
+    ticker: Ticker
+    last_ckpt: str | None  # the last checkpoint written (or resumed from)
+
+    @property
+    def bf16(self) -> bool:
+        return self.cfg.precision == "bf16"
+
+
 def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job[Path]:
     """Train or distill a student; yields Progress (step / validation / checkpoint / log) and returns
     the folder of the final model (`run_dir/model`). Cancel by closing the generator: the run keeps its last
@@ -512,8 +428,6 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
         set_rng_state(state["rng"])
     sparsity = None
     if cfg.prune_ready:
-        from stereo_studio.engine.losses import SPARSITY_RAMP, SPARSITY_UPDATE_STEPS, PruneReadyRegularizer
-
         yield Progress(step=start_step, total=cfg.steps, kind="log", message="building the sparsity groups")
         sparsity = PruneReadyRegularizer(student, cfg.sparsity_reg, cfg.target_ratio, cfg.sparsity_method)
         if state is not None and state.get("sparsity"):
@@ -526,40 +440,40 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
     from stereo_studio.data.batches import batch_stream
 
     augmenter = _make_augmenter(Augmenter, cfg)
+    if cfg.teacher_cache:
+        train_ds = yield from _cached_teacher_data(cfg, train_ds, teacher, max_disp, info, device, start_step)
 
     def make_batch(step: int) -> dict:
         # One fresh stream per step: the batch depends on (seed, step, rank) only, so resuming is exact.
         stream = batch_stream(train_ds, cfg.batch_size, augmenter, seed=step_seed(cfg.seed, step),
                               shard=(info.rank, info.world_size), prefetch=0)
         try:
-            return next(stream)
+            batch = next(stream)
         finally:
             stream.close()
+        if cfg.teacher_cache:
+            from stereo_studio.data.teacher_cache import stack_teacher
+
+            batch = stack_teacher(batch)
+        return batch
 
     validator = _Validator(val_ds, cfg, max_disp, teacher, device) if (val_ds is not None and info.is_main) \
         else None
-    bf16 = cfg.precision == "bf16"
+    run = _Run(cfg=cfg, info=info, device=device, max_disp=max_disp, student=student, teacher=teacher,
+               projector=projector, trainee=trainee, model=model, optimizer=optimizer, sparsity=sparsity,
+               validator=validator, run_dir=run_dir, ckpt_path=ckpt_path, metrics_path=metrics_path,
+               ticker=Ticker(0.5), last_ckpt=str(ckpt_path) if state else None)
     activity = "distilling" if teacher is not None else "training"
     prefetch = _Prefetcher(make_batch, start_step, cfg.steps) if start_step < cfg.steps else None
-    ticker = Ticker(0.5)
-    last_ckpt = str(ckpt_path) if state else None
     window: dict[str, list[float]] = {}
     t_start = time.monotonic()
     rate = None
     last_val: dict[str, float] = dict(state.get("last_val", {})) if state else {}
     yield Progress(step=start_step, total=cfg.steps, kind="log", message=data_desc)
 
-    def validate(step: int) -> Iterator[Progress]:
-        result = yield from validator.run(student, step, cfg.steps, bf16)
-        model.train()
-        _append_jsonl(metrics_path, {"kind": "validation", "step": step, **result})
-        yield Progress(step=step, total=cfg.steps, kind="validation", metrics=result,
-                       message=_format_val(result))
-        return result
-
     try:
         if validator is not None and start_step == 0 and cfg.val_at_start:
-            last_val = yield from validate(0)
+            last_val = yield from _validate(run, 0)
         model.train()
         if teacher is not None:
             teacher.eval()
@@ -570,100 +484,23 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
             if got is None:
                 yield Progress(step=step, total=cfg.steps, kind="log", message="waiting for data")
                 continue
-            _, batch = got
-            if sparsity is not None and step % SPARSITY_UPDATE_STEPS == 0:
-                sparsity.update()  # a pure function of the weights at this step: resuming is exact
-            lr = lr_at(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            left, right = _to_input(batch["left"], device), _to_input(batch["right"], device)
-            t_disp = t_feats = None
-            if teacher is not None:
-                with torch.no_grad(), _autocast(device, bf16):
-                    if projector is not None:
-                        t_disp, t_feats = teacher(left, right, return_features=True)
-                        t_feats = {k: v.float() for k, v in t_feats.items()}
-                    else:
-                        t_disp = teacher(left, right)
-                t_disp = t_disp.float()
-                if ticker.due():
-                    yield Progress(step=step, total=cfg.steps, kind="log", message="teacher forward")
-            with _autocast(device, bf16):
-                disp, feat_loss = model(left, right, t_feats)
-            disp = disp.float()
-            if ticker.due():  # slow steps (the teacher at large crops) stay cancellable
-                yield Progress(step=step, total=cfg.steps, kind="log", message="student forward")
-            parts: dict[str, torch.Tensor] = {}
-            if cfg.w_teacher > 0:
-                parts["loss_teacher"] = teacher_loss(disp, t_disp)
-            gt = batch.get("disparity")
-            if cfg.w_gt > 0 and gt is not None:
-                parts["loss_gt"] = gt_loss(disp, gt.to(device), _opt_to(batch.get("valid"), device), max_disp)
-            if feat_loss is not None:
-                parts["loss_feat"] = feat_loss.float()
-            weights = {"loss_teacher": cfg.w_teacher, "loss_gt": cfg.w_gt, "loss_feat": cfg.w_feat}
-            loss = sum((weights[k] * v for k, v in parts.items()), start=disp.sum() * 0.0)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(trainee.parameters(), cfg.grad_clip)
-            if sparsity is not None:
-                sparsity.regularize()
-            values = torch.stack([loss.detach(), *[v.detach() for v in parts.values()]])
-            reported = ddp.all_reduce_mean(values, info)
-            loss_value = float(reported[0])
-            if not math.isfinite(loss_value):
-                where = last_ckpt or "none (no checkpoint was written yet)"
-                message = f"loss became {loss_value} at step {step + 1}; last good checkpoint: {where}"
-                if info.is_main:
-                    _append_jsonl(metrics_path, {"kind": "error", "step": step + 1, "message": message})
-                raise TrainingError(message)
-            optimizer.step()
-            if sparsity is not None:
-                sparsity.after_step(lr, min(1.0, (step + 1) / max(1.0, SPARSITY_RAMP * cfg.steps)))
+            lr, loss, losses = yield from _train_step(run, step, got[1])
             step += 1
             dt = time.monotonic() - t0
             rate = 1.0 / dt if rate is None else 0.9 * rate + 0.1 / dt
-            metrics = {"loss": loss_value, "lr": lr, "it_s": rate, "eta_s": (cfg.steps - step) / rate}
-            metrics.update({k: float(v) for k, v in zip(parts, reported[1:].tolist(), strict=True)})
+            metrics = {"loss": loss, "lr": lr, "it_s": rate, "eta_s": (cfg.steps - step) / rate, **losses}
             for k, v in metrics.items():
                 window.setdefault(k, []).append(v)
             yield Progress(step=step, total=cfg.steps, kind="step", metrics=metrics, message=activity)
             if info.is_main and (step % cfg.log_interval == 0 or step == cfg.steps):
-                row = {"kind": "step", "step": step, "time_s": round(time.monotonic() - t_start, 3)}
-                row.update({k: float(np.mean(v)) for k, v in window.items()})
-                _append_jsonl(metrics_path, row)
-                window.clear()
-                if sparsity is not None:
-                    stats = sparsity.stats()
-                    _append_jsonl(metrics_path, {"kind": "sparsity", "step": step, **stats})
-                    yield Progress(step=step, total=cfg.steps, kind="sparsity", metrics=stats,
-                                   message=f"channels meant to go: median norm {stats['go_norm_median']:.3f} "
-                                   f"of their layer's, {stats['go_shrunk']:.0%} shrunk")
+                yield from _log_metrics(run, step, window, time.monotonic() - t_start)
             if validator is not None and (step % cfg.val_interval == 0 or step == cfg.steps):
-                last_val = yield from validate(step)
+                last_val = yield from _validate(run, step)
             if info.is_main and (step % cfg.ckpt_interval == 0 or step == cfg.steps):
-                _write_checkpoint(ckpt_path, cfg, step, student, projector, optimizer, last_val,
-                                  sparsity.state() if sparsity is not None else None)
-                last_ckpt = str(ckpt_path)
-                _append_jsonl(metrics_path, {"kind": "checkpoint", "step": step, "path": last_ckpt})
-                yield Progress(step=step, total=cfg.steps, kind="checkpoint", message=f"saved {ckpt_path}",
-                               payload=last_ckpt)
+                yield _save_checkpoint(run, step, last_val)
         model_dir = run_dir / "model"
         if info.is_main:
-            from stereo_studio.models.storage import save_model
-
-            meta = {"trained_steps": cfg.steps, "teacher": cfg.teacher, "data": cfg.data,
-                    "run": str(run_dir), **{k: v for k, v in last_val.items()}}
-            if sparsity is not None:
-                meta["prune_ready"] = {"method": cfg.sparsity_method, "reg": cfg.sparsity_reg,
-                                       "target_ratio": cfg.target_ratio, **sparsity.stats()}
-            save_model(student.eval(), model_dir, meta)
-            summary = {"model": str(model_dir), "steps": cfg.steps, "resumed_from": start_step,
-                       "train_time_s": round(time.monotonic() - t_start, 2), "it_s": rate,
-                       "validation": last_val, "checkpoint": last_ckpt,
-                       "world_size": info.world_size}
-            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            _save_final_model(run, last_val, start_step=start_step, t_start=t_start, rate=rate)
         ddp.barrier(info)
         yield Progress(step=cfg.steps, total=cfg.steps, kind="done", message=f"model saved to {model_dir}",
                        payload=str(model_dir))
@@ -671,6 +508,164 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
     finally:
         if prefetch is not None:
             prefetch.close()
+
+
+def _cached_teacher_data(cfg: TrainConfig, train_ds: Any, teacher: nn.Module, max_disp: int,
+                         info: ddp.DistInfo, device: str, start_step: int) -> Iterator[Progress]:
+    """Opens (rank 0: builds or completes) the teacher cache of `cfg`, a sub-generator returning `train_ds`
+    with each pair's cached teacher map attached (`data.teacher_cache.WithTeacher`)."""
+    from stereo_studio.data.teacher_cache import (
+        WithTeacher,
+        build_teacher_cache,
+        cache_sources,
+        open_teacher_cache,
+        weights_hash,
+    )
+
+    cache = open_teacher_cache(cfg.teacher_cache, weights_hash(teacher), cfg.data, max_disp)
+
+    def predict(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:  # fp32, the whole pair
+        return teacher(_to_input(left, device), _to_input(right, device))
+
+    if info.is_main:
+        with JobRun(build_teacher_cache(cache, cache_sources(cfg, max_disp), predict)) as build:
+            for event in build:
+                yield Progress(step=start_step, total=cfg.steps, kind="log", message=event.message)
+    ddp.barrier(info)
+    if not cache.complete:
+        raise TrainingError(f"the teacher cache {cache.folder} is incomplete")
+    yield Progress(step=start_step, total=cfg.steps, kind="log",
+                   message=f"teacher disparity from the cache {cache.folder} (cropped like the images; "
+                   "photometric jitter, vertical jitter and occlusion patches reach the student only)")
+    return WithTeacher(train_ds, cache)
+
+
+def sparsity_strength(step: int, cfg: TrainConfig) -> float:
+    """The prune-ready regulariser's strength (0-1) at 0-based `step`: off for the first `sparsity_start` of
+    the steps, then growing linearly over `SPARSITY_RAMP` of them (the channels meant to go are chosen on
+    learned weights, and a late start trains at full width first)."""
+    start = cfg.sparsity_start * cfg.steps
+    return min(1.0, max(0.0, (step + 1 - start) / max(1.0, SPARSITY_RAMP * cfg.steps)))
+
+
+def _train_step(run: _Run, step: int, batch: dict) -> Iterator[Progress]:
+    """Step `step` (0-based) on `batch`: forwards, losses, backward, sparsity regulariser, optimiser update.
+
+    A sub-generator (log events keep slow forwards cancellable) returning (lr, loss, {loss part: value}), the
+    losses averaged over the ranks. A non-finite loss raises TrainingError before the weights change.
+    """
+    cfg, device, bf16, teacher, sparsity = run.cfg, run.device, run.bf16, run.teacher, run.sparsity
+    if sparsity is not None and step % SPARSITY_UPDATE_STEPS == 0:
+        sparsity.update()  # a pure function of the weights at this step: resuming is exact
+    lr = lr_at(step, cfg)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    left, right = _to_input(batch["left"], device), _to_input(batch["right"], device)
+    t_disp = t_feats = t_mask = None
+    if "teacher_disparity" in batch:  # cached (`data.teacher_cache`): NaN where the crop was padded
+        t_disp = batch["teacher_disparity"].to(device)
+        t_mask = torch.isfinite(t_disp)
+        t_disp = torch.where(t_mask, t_disp, torch.zeros_like(t_disp))
+        t_mask = None if bool(t_mask.all()) else t_mask
+    elif teacher is not None:
+        with torch.no_grad(), _autocast(device, bf16):
+            if run.projector is not None:
+                t_disp, t_feats = teacher(left, right, return_features=True)
+                t_feats = {k: v.float() for k, v in t_feats.items()}
+            else:
+                t_disp = teacher(left, right)
+        t_disp = t_disp.float()
+        if run.ticker.due():
+            yield Progress(step=step, total=cfg.steps, kind="log", message="teacher forward")
+    with _autocast(device, bf16):
+        disp, feat_loss = run.model(left, right, t_feats)
+    disp = disp.float()
+    if run.ticker.due():  # slow steps (the teacher at large crops) stay cancellable
+        yield Progress(step=step, total=cfg.steps, kind="log", message="student forward")
+    parts: dict[str, torch.Tensor] = {}
+    if cfg.w_teacher > 0:
+        parts["loss_teacher"] = teacher_loss(disp, t_disp, t_mask)
+    gt = batch.get("disparity")
+    if cfg.w_gt > 0 and gt is not None:
+        parts["loss_gt"] = gt_loss(disp, gt.to(device), _opt_to(batch.get("valid"), device), run.max_disp)
+    if feat_loss is not None:
+        parts["loss_feat"] = feat_loss.float()
+    weights = {"loss_teacher": cfg.w_teacher, "loss_gt": cfg.w_gt, "loss_feat": cfg.w_feat}
+    loss = sum((weights[k] * v for k, v in parts.items()), start=disp.sum() * 0.0)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.trainee.parameters(), cfg.grad_clip)
+    strength = sparsity_strength(step, cfg) if sparsity is not None else 0.0
+    if strength > 0:
+        sparsity.regularize()
+    values = torch.stack([loss.detach(), *[v.detach() for v in parts.values()]])
+    reported = ddp.all_reduce_mean(values, run.info)
+    loss_value = float(reported[0])
+    if not math.isfinite(loss_value):
+        where = run.last_ckpt or "none (no checkpoint was written yet)"
+        message = f"loss became {loss_value} at step {step + 1}; last good checkpoint: {where}"
+        if run.info.is_main:
+            _append_jsonl(run.metrics_path, {"kind": "error", "step": step + 1, "message": message})
+        raise TrainingError(message)
+    run.optimizer.step()
+    if strength > 0:
+        sparsity.after_step(lr, strength)
+    return lr, loss_value, {k: float(v) for k, v in zip(parts, reported[1:].tolist(), strict=True)}
+
+
+def _log_metrics(run: _Run, step: int, window: dict[str, list[float]],
+                 elapsed_s: float) -> Iterator[Progress]:
+    """Writes the mean step metrics since the last row (and empties `window`), then the sparsity stats."""
+    row = {"kind": "step", "step": step, "time_s": round(elapsed_s, 3)}
+    row.update({k: float(np.mean(v)) for k, v in window.items()})
+    _append_jsonl(run.metrics_path, row)
+    window.clear()
+    if run.sparsity is not None:
+        stats = run.sparsity.stats()
+        _append_jsonl(run.metrics_path, {"kind": "sparsity", "step": step, **stats})
+        yield Progress(step=step, total=run.cfg.steps, kind="sparsity", metrics=stats,
+                       message=f"channels meant to go: median norm {stats['go_norm_median']:.3f} "
+                       f"of their layer's, {stats['go_shrunk']:.0%} shrunk")
+
+
+def _validate(run: _Run, step: int) -> Iterator[Progress]:
+    """Validates the student after `step` steps (a sub-generator) and logs it; returns the metrics."""
+    result = yield from run.validator.run(run.student, step, run.cfg.steps, run.bf16)
+    run.model.train()
+    _append_jsonl(run.metrics_path, {"kind": "validation", "step": step, **result})
+    yield Progress(step=step, total=run.cfg.steps, kind="validation", metrics=result,
+                   message=_format_val(result))
+    return result
+
+
+def _save_checkpoint(run: _Run, step: int, last_val: dict[str, float]) -> Progress:
+    """Writes `checkpoints/last.pt` after `step` steps and logs it; returns the event to yield."""
+    _write_checkpoint(run.ckpt_path, run.cfg, step, run.student, run.projector, run.optimizer, last_val,
+                      run.sparsity.state() if run.sparsity is not None else None)
+    run.last_ckpt = str(run.ckpt_path)
+    _append_jsonl(run.metrics_path, {"kind": "checkpoint", "step": step, "path": run.last_ckpt})
+    return Progress(step=step, total=run.cfg.steps, kind="checkpoint", message=f"saved {run.ckpt_path}",
+                    payload=run.last_ckpt)
+
+
+def _save_final_model(run: _Run, last_val: dict[str, float], *, start_step: int, t_start: float,
+                      rate: float | None) -> None:
+    """Saves the student to `run_dir/model` and writes the run's `summary.json`."""
+    from stereo_studio.models.storage import save_model
+
+    cfg, sparsity, model_dir = run.cfg, run.sparsity, run.run_dir / "model"
+    meta = {"trained_steps": cfg.steps, "teacher": cfg.teacher, "data": cfg.data,
+            "run": str(run.run_dir), **{k: v for k, v in last_val.items()}}
+    if sparsity is not None:
+        meta["prune_ready"] = {"method": cfg.sparsity_method, "reg": cfg.sparsity_reg,
+                               "target_ratio": cfg.target_ratio, **sparsity.stats()}
+    save_model(run.student.eval(), model_dir, meta)
+    summary = {"model": str(model_dir), "steps": cfg.steps, "resumed_from": start_step,
+               "train_time_s": round(time.monotonic() - t_start, 2), "it_s": rate,
+               "validation": last_val, "checkpoint": run.last_ckpt,
+               "world_size": run.info.world_size}
+    (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
 def _make_augmenter(augmenter_cls: type, cfg: TrainConfig) -> Any:

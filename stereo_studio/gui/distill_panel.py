@@ -202,6 +202,10 @@ class DistillPanel(QWidget):
             0.05, 0.95, TrainConfig.target_ratio,
             "Fraction of the MACs the student is made ready to lose (as the Pruning panel's slider)", 2, 0.05,
         )
+        self.sparsity_start = _dspin(
+            0.0, 0.95, TrainConfig.sparsity_start,
+            "Fraction of the steps trained at full width before the regularisation starts", 2, 0.05,
+        )
         self.sparsity_method = QComboBox()
         self.sparsity_method.addItems(list(SPARSITY_METHODS))
         self.sparsity_method.setCurrentText(TrainConfig.sparsity_method)
@@ -212,6 +216,7 @@ class DistillPanel(QWidget):
         pf = QFormLayout(self.prune_ready)
         pf.addRow("strength", self.sparsity_reg)
         pf.addRow("target MACs removed", self.target_ratio)
+        pf.addRow("starts after", self.sparsity_start)
         pf.addRow("method", self.sparsity_method)
         self.prune_ready.toggled.connect(lambda on: self.sparsity_plot.setVisible(on or bool(self._sparsity)))
 
@@ -374,6 +379,7 @@ class DistillPanel(QWidget):
             sparsity_reg=self.sparsity_reg.value(),
             target_ratio=self.target_ratio.value(),
             sparsity_method=self.sparsity_method.currentText(),
+            sparsity_start=self.sparsity_start.value(),
         )
 
     def running(self) -> bool:

@@ -84,6 +84,7 @@ def measure_kinds(
     teacher: str | None = None,
     spare: list[str] | tuple[str, ...] = (),
     recalibrate: bool = True,
+    raw: Any = None,
 ):
     """Job: the points of one plan as kind="point" events, each as soon as it is measured: raw, then
     recalibrated (BatchNorm statistics re-estimated on the target's calibration pairs, under a second on
@@ -91,8 +92,9 @@ def measure_kinds(
     A point upgrades the earlier one with the same `label` in place (its `kind` says which it is). As in
     `plan_and_estimate`, layers in `ratios` keep their own ratio and the others share the MAC target.
     Without `recalibrate`, the recovery starts from the raw model (a recovery job after the interactive
-    raw + recalibrated one: distillation re-learns the statistics anyway). A recovery registers as training
-    (measurements elsewhere queue or are marked contended)."""
+    raw + recalibrated one: distillation re-learns the statistics anyway); given the plan's `raw` point it is
+    not measured again. A recovery registers as training (measurements elsewhere queue or are marked
+    contended)."""
     from stereo_studio import runtime
     from stereo_studio.engine.sweep import point_kinds
 
@@ -111,6 +113,7 @@ def measure_kinds(
         teacher=teacher,
         data=target.data if isinstance(target.data, str) else "synthetic",
         spare=spare,
+        raw=raw,
     )
     if steps <= 0:
         return (yield from job)

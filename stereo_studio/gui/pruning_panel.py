@@ -426,6 +426,7 @@ class PruningPanel(QWidget):
                 self._add(key, same_timing(e.payload, raw.point) if raw else e.payload, settings, label)
 
         self.status.setText(f"recovering {label}: {steps} distillation steps in the background…")
+        raw = self.tradeoff.entries.get((key, "raw"))
         self._recover_job = self.studio.jobs.start(
             f"Recover point {label}",
             measure_kinds,
@@ -439,6 +440,7 @@ class PruningPanel(QWidget):
             teacher,
             spare,
             False,
+            raw.point if raw is not None else None,
             on_progress=event,
             on_error=lambda t: self.studio.message.emit("warning", f"recovering {label}: {t}"),
             on_finished=lambda _r: self._next_recovery(),

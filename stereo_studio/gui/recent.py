@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from stereo_studio.data.video import VIDEO_SUFFIXES
+
 KINDS = {
     "model": "Models",
     "data": "Datasets",
@@ -17,7 +19,6 @@ KINDS = {
     "recording": "Recordings",
     "calibration": "Calibrations",
 }
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".wmv", ".mpg", ".mpeg")
 CALIB_SUFFIXES = (".yml", ".yaml", ".xml", ".json")
 MAX_RECENT = 10
 _KEYS = {"data": "data/recent"}  # the data box's list, kept under its original key

@@ -21,7 +21,6 @@ import numpy as np
 
 from stereo_studio.errors import SourceError, StereoStudioError
 
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"}
 LAYOUTS = ("sbs", "pair")
 
 

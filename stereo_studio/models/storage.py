@@ -349,6 +349,23 @@ def load_network(spec: str | os.PathLike, max_disp: int | None = None) -> nn.Mod
     return model
 
 
+def load_net(spec: str | os.PathLike | nn.Module) -> nn.Module:
+    """A torch model to prune, analyse or export: a model already built, a bundled name or model folder,
+    or `arch:NAME` (untrained, default config). `sgbm` and ONNX models are refused (no PyTorch layers)."""
+    if isinstance(spec, nn.Module):
+        return spec
+    from stereo_studio.models.onnx_net import frozen_error, is_onnx_spec
+
+    text = str(spec).strip()
+    if text.lower() == "sgbm":
+        raise ModelError(
+            "'sgbm' is OpenCV's semi-global matcher, not a network: it has no channels to prune or export"
+        )
+    if is_onnx_spec(text):
+        raise frozen_error(text, "pruned, analysed or exported (it has no PyTorch layers)")
+    return load_network(text)
+
+
 def load_matcher(spec: str, max_disp: int | None = None, precision: str = "auto"):
     """A Matcher for `spec`: "sgbm" | bundled name | model path | `arch:NAME` (untrained weights).
 

@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from stereo_studio.engine.jobs import run_with_progress
-from stereo_studio.engine.pruning import load_net, macs_params, prune_model, pruning_graph
+from stereo_studio.engine.pruning import macs_params, prune_model, pruning_graph
 from stereo_studio.errors import ModelError
 from stereo_studio.models import custom_arch
-from stereo_studio.models.storage import load_matcher, load_model, save_model
+from stereo_studio.models.storage import load_matcher, load_model, load_net, save_model
 from tests.models.byo_models import CONFIG, MODEL_PY, write_custom_model
 
 REPO = Path(__file__).resolve().parents[2]

@@ -213,7 +213,7 @@ def test_a_zeroed_channel_ranks_last(student: torch.nn.Module) -> None:
 
 
 def test_display_scale_separates_channels() -> None:
-    from stereo_studio.engine.pruning import load_net
+    from stereo_studio.models.storage import load_net
 
     model = load_net("student")
     for criterion in ("l1", "l2", "bn"):

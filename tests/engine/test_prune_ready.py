@@ -152,6 +152,18 @@ def test_bad_prune_ready_config_is_refused() -> None:
         tiny(target_ratio=1.5).resolved()
     with pytest.raises(TrainingError, match="sparsity method"):
         tiny(sparsity_method="l0").resolved()
+    with pytest.raises(TrainingError, match="sparsity_start"):
+        tiny(sparsity_start=1.0).resolved()
+
+
+def test_the_regulariser_starts_late_and_ramps_up() -> None:
+    from stereo_studio.engine.training import sparsity_strength
+
+    cfg = TrainConfig(arch="student", steps=1000, sparsity_start=0.5)  # ramp: a fifth of the steps (200)
+    strengths = [sparsity_strength(s, cfg) for s in (0, 498, 499, 549, 699, 999)]
+    assert strengths == [0.0, 0.0, 0.0, 0.25, 1.0, 1.0]
+    early = TrainConfig(arch="student", steps=1000)
+    assert sparsity_strength(0, early) == 1 / 200 and sparsity_strength(199, early) == 1.0
 
 
 def test_distill_cli_options_reach_the_config() -> None:
@@ -160,10 +172,10 @@ def test_distill_cli_options_reach_the_config() -> None:
 
     args = build_parser().parse_args(["distill", "--teacher", "teacher", "--out", "x", "--prune-ready",
                                       "--sparsity-reg", "0.02", "--target-ratio", "0.4",
-                                      "--sparsity-method", "groupnorm"])
+                                      "--sparsity-method", "groupnorm", "--sparsity-start", "0.3"])
     cfg = config_from_args(args, args.teacher)
-    assert (cfg.prune_ready, cfg.sparsity_reg, cfg.target_ratio, cfg.sparsity_method) == (
-        True, 0.02, 0.4, "groupnorm")
+    assert (cfg.prune_ready, cfg.sparsity_reg, cfg.target_ratio, cfg.sparsity_method, cfg.sparsity_start) == (
+        True, 0.02, 0.4, "groupnorm", 0.3)
     plain = config_from_args(build_parser().parse_args(["distill", "--teacher", "t", "--out", "x"]), "t")
     assert not plain.prune_ready
     assert np.isfinite(plain.sparsity_reg)

@@ -3,6 +3,7 @@ calibration pairs apart from the validation pairs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -85,6 +86,11 @@ def test_sweep_yields_raw_and_recalibrated_points(student: torch.nn.Module, val:
         assert (cal.params, cal.macs, cal.latency_ms, cal.label) == (raw.params, raw.macs, raw.latency_ms,
                                                                      raw.label)
         assert cal.epe != raw.epe and not cal.finetuned
+        assert (cal.p10_ms, cal.p90_ms, cal.threads) == (raw.p10_ms, raw.p90_ms, raw.threads)
+    for p in points:  # the latency's spread and the settings it was measured with
+        assert p.p10_ms <= p.latency_ms <= p.p90_ms
+        assert p.threads == torch.get_num_threads() and p.precision in ("fp32", "bf16") and p.wait_policy
+        assert isinstance(p.contended, bool)
     for p in points:
         doc = json.loads(json.dumps(p.to_json()))
         assert set(KEYS) <= set(doc)
@@ -104,14 +110,22 @@ def test_point_kinds_upgrade_one_plan(tmp_path, student: torch.nn.Module, val: S
 
     teacher = tmp_path / "teacher"
     save_model(build_model(default_config("student", agg_channels=16)), teacher, {})
+    overrides = {"crop": (48, 64), "batch_size": 1, "threads": 1, "precision": "fp32", "synthetic_pairs": 4}
     job = point_kinds(student, 0.25, samples=[val[0]], size=SIZE, calib=[val[1], val[2]], recover_steps=2,
-                      teacher=str(teacher), train_overrides={"crop": (48, 64), "batch_size": 1, "threads": 1,
-                                                             "precision": "fp32", "synthetic_pairs": 4})
+                      teacher=str(teacher), train_overrides=overrides)
     events, points = _run(job)
     shown = [e.payload for e in events if e.kind == "point"]
     assert [p.kind for p in shown] == ["raw", "recalibrated", "recovered"] and shown == points
     assert len({p.label for p in points}) == 1 and points[2].finetuned
     assert len({(p.params, p.macs, p.latency_ms) for p in points}) == 1
+    # a recovery asked later, given the raw point on the plot: only the recovered point is measured, with the
+    # raw point's cost and latency
+    raw = dataclasses.replace(points[0], latency_ms=123.0, p10_ms=120.0, p90_ms=130.0)
+    events, again = _run(point_kinds(student, 0.25, samples=[val[0]], size=SIZE, recover_steps=1,
+                                     teacher=str(teacher), raw=raw, train_overrides=overrides))
+    assert [p.kind for p in again] == ["recovered"] == [e.payload.kind for e in events if e.kind == "point"]
+    assert (again[0].latency_ms, again[0].p10_ms, again[0].p90_ms, again[0].macs) == (123.0, 120.0, 130.0,
+                                                                                      raw.macs)
 
 
 def test_closing_a_sweep_cancels_it_cleanly(student: torch.nn.Module, val: SyntheticStereo) -> None:

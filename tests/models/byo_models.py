@@ -83,7 +83,7 @@ def export_teacher_onnx(out: Path, size: tuple[int, int] = (48, 64)) -> Path:
     """The bundled teacher exported to ONNX (traced near `size`, unchecked: fast) plus its sidecar (written by
     the export itself)."""
     from stereo_studio.engine.export import export_onnx
-    from stereo_studio.engine.pruning import load_net
+    from stereo_studio.models.storage import load_net
 
     export_onnx(load_net("teacher"), out, check=False, size=size)
     return out

@@ -127,7 +127,7 @@ def test_feature_distillation_needs_a_pytorch_teacher(teacher_onnx: Path, tmp_pa
 
 
 def test_frozen_onnx_is_refused_where_layers_are_needed(teacher_onnx: Path) -> None:
-    from stereo_studio.engine.pruning import load_net
+    from stereo_studio.models.storage import load_net
 
     with pytest.raises(ModelError, match=r"ONNX network, run frozen .* not pruned"):
         load_net(str(teacher_onnx))

@@ -226,7 +226,7 @@ def test_bundled_name_with_missing_files_is_an_error_not_untrained(tmp_path, mon
     (root / "student" / "model.safetensors").unlink()
     with pytest.raises(ModelError, match=r"bundled model 'student' is missing.*student/model\.safetensors"):
         load_matcher("student")
-    from stereo_studio.engine.pruning import load_net
+    from stereo_studio.models.storage import load_net
 
     with pytest.raises(ModelError, match="bundled model 'teacher' is missing"):
         load_net("teacher")

@@ -72,8 +72,26 @@ TOLERANCE = 0.05  # candidates within 5 % of the fastest are equally fast: the p
 # The environment as this process found it (this module is imported first by `import stereo_studio`):
 # values the package sets itself later are not mistaken for the user's.
 _USER_ENV: dict[str, str | None] = {
-    k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", PRECISION_ENV)
+    k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", PRECISION_ENV, "GOMP_SPINCOUNT")
 }
+# ACTIVE waits spin this many rounds, then sleep. GNU OpenMP's ACTIVE alone spins forever: an idle process
+# (the window between frames, a benchmark's parent beside its children) kept a core busy after its first
+# parallel op (measured: 3.0 s of CPU in 3 s of sleep). 3e6 rounds keep ACTIVE's speed (student-pruned
+# 240x320, bf16, 2 threads: 9.8 ms vs 11.8 ms spinning forever, same run) and idle at 0.04 CPU-s per second.
+ACTIVE_SPIN_COUNT = "3000000"
+
+
+def set_wait_policy(policy: str, env: dict[str, str] | None = None) -> None:
+    """OMP_WAIT_POLICY=`policy` in `env` (default: this process's environment, before torch loads), with a
+    bounded GOMP_SPINCOUNT for ACTIVE unless the user set one (and none of ours for PASSIVE)."""
+    target = os.environ if env is None else env
+    target["OMP_WAIT_POLICY"] = policy
+    if _USER_ENV.get("GOMP_SPINCOUNT"):
+        return
+    if policy.upper() == "ACTIVE":
+        target["GOMP_SPINCOUNT"] = ACTIVE_SPIN_COUNT
+    else:
+        target.pop("GOMP_SPINCOUNT", None)
 
 
 # ------------------------------------------------------------------------------------------ this machine
@@ -267,7 +285,10 @@ def _set_env_before_torch(name: str, value: str) -> bool:
         return _USER_ENV[name] == value
     if "torch" in sys.modules:
         return os.environ.get(name) == value
-    os.environ[name] = value
+    if name == "OMP_WAIT_POLICY":
+        set_wait_policy(value)  # with its bounded spin count
+    else:
+        os.environ[name] = value
     return True
 
 
@@ -279,7 +300,7 @@ def apply_cached_wait_policy() -> None:
         entry = load_entry()
         policy = (entry or {}).get("choice", {}).get("wait_policy")
         if policy in WAIT_POLICIES:
-            os.environ["OMP_WAIT_POLICY"] = policy
+            set_wait_policy(policy)
     except Exception:  # the package must import whatever the cache holds
         pass
 
@@ -479,8 +500,9 @@ def load_average() -> float | None:
 def _run_probe_subprocess(policy: str, args: dict[str, Any]) -> dict[str, Any]:
     """Run `_probe_child` in a fresh interpreter with OMP_WAIT_POLICY=`policy`; its JSON answer."""
     root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, OMP_WAIT_POLICY=policy, PYTHONPATH=os.pathsep.join(
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (root, os.environ.get("PYTHONPATH")) if p), **{PROBE_ENV: "0"})
+    set_wait_policy(policy, env)
     env.pop("OMP_NUM_THREADS", None)
     code = "from stereo_studio.runtime import _probe_child; _probe_child()"
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True,

@@ -176,6 +176,26 @@ def test_import_applies_cached_wait_policy_and_training_gets_passive(cache):
                  "import os; print(os.environ['OMP_WAIT_POLICY'], os.environ['OMP_NUM_THREADS'])")
     assert _python(inference) == "ACTIVE 2"
     assert _python(inference, OMP_NUM_THREADS="1") == "ACTIVE 1"
+    # ACTIVE spins a bounded time (GNU OpenMP's ACTIVE alone spins forever: an idle process kept a core busy)
+    spin = ("import os, stereo_studio; "
+            "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))")
+    assert _python(spin) == f"ACTIVE {runtime.ACTIVE_SPIN_COUNT}"
+    assert _python(spin, GOMP_SPINCOUNT="7") == "ACTIVE 7"  # the user's value wins
+    spin_of_training = training.replace("OMP_WAIT_POLICY']",
+                                        "OMP_WAIT_POLICY'], os.environ.get('GOMP_SPINCOUNT')")
+    assert _python(spin_of_training) == "PASSIVE None"
+
+
+def test_set_wait_policy_bounds_active_spinning(monkeypatch):
+    monkeypatch.setattr(runtime, "_USER_ENV", {k: None for k in runtime._USER_ENV})
+    env: dict[str, str] = {}
+    runtime.set_wait_policy("ACTIVE", env)
+    assert env == {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": runtime.ACTIVE_SPIN_COUNT}
+    runtime.set_wait_policy("PASSIVE", env)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    monkeypatch.setitem(runtime._USER_ENV, "GOMP_SPINCOUNT", "9")
+    runtime.set_wait_policy("ACTIVE", env)
+    assert env == {"OMP_WAIT_POLICY": "ACTIVE"}  # the user's own GOMP_SPINCOUNT stays theirs
 
 
 def test_real_tiny_probe(cache):

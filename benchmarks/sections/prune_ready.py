@@ -1,14 +1,14 @@
 """Prune-ready training (issue 11, item 1): a student distilled with `distill --prune-ready` against the plain
 distilled student of the same budget, unpruned and pruned at 0.5 *without* a fine-tune.
 
-Both students: the bundled student's recipe (bundled teacher, 1,500 steps x batch 4, 192x320 crops, lr 1e-3,
-seed 0, `models/recipe.sh`); the plain one is the bundled `student` itself, the prune-ready one adds
-`--prune-ready --sparsity-reg 20 --target-ratio 0.5 --sparsity-method group` and is kept in
-`models/experiments/student-prune-ready/`. Pruned points: ratio 0.5 (fraction of MACs removed, global
-ranking, L1, widths multiple of 8), raw and with BatchNorm statistics re-estimated on 8 synthetic pairs
-(generator seed 515151, neither training nor validation data). Done when the prune-ready student's unpruned
-EPE is within 1.05x of the plain one and its best pruned point within 1.25x of its own unpruned EPE, on
-held-out synthetic (generator seed 0) and on Aloe Q.
+Every student: the bundled student's recipe (bundled teacher, 1,500 steps x batch 4, 192x320 crops, lr 1e-3,
+seed 0, `models/recipe.sh`); the plain one is the bundled `student` itself, the prune-ready ones add
+`--prune-ready --sparsity-reg S --target-ratio 0.5 --sparsity-method group` and are kept in
+`models/experiments/prune-ready/regS/` (S = 20, the default, and 1). Pruned points: ratio 0.5
+(fraction of MACs removed, global ranking, L1, widths multiple of 8), raw and with BatchNorm statistics
+re-estimated on 8 synthetic pairs (generator seed 515151, neither training nor validation data). Done when
+the prune-ready student's unpruned EPE is within 1.05x of the plain one and its best pruned point within
+1.25x of its own unpruned EPE, on held-out synthetic (generator seed 0) and on Aloe Q.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 from benchmarks.common import num, table
 
 REPO = Path(__file__).resolve().parents[2]
-PRUNE_READY = REPO / "models" / "experiments" / "student-prune-ready"
-MODELS = {"student (plain distillation, bundled)": "student", "student, prune-ready": str(PRUNE_READY)}
+EXPERIMENTS = REPO / "models" / "experiments" / "prune-ready"
+PLAIN = "student (plain distillation, bundled)"
 ALOE_Q = REPO.parent / "shared" / "data" / "middlebury" / "trainingQ" / "Aloe"
 RATIO = 0.5
 SYNTH_PAIRS = 20
@@ -62,12 +62,15 @@ def _variants(spec: str, quick: bool) -> dict[str, Any]:
 def measure(quick: bool) -> str:
     from stereo_studio.engine.pruning import macs_params
 
-    if not (PRUNE_READY / "config.json").is_file():
-        where = PRUNE_READY.relative_to(REPO)
-        return f"_No prune-ready student at `{where}`: run `bash models/recipe.sh prune-ready`._"
+    runs = sorted((p for p in EXPERIMENTS.glob("reg*") if (p / "config.json").is_file()),
+                  key=lambda p: -float(p.name[3:]))
+    if not runs:
+        where = EXPERIMENTS.relative_to(REPO)
+        return f"_No prune-ready student in `{where}`: run `bash models/recipe.sh prune-ready`._"
+    models = {PLAIN: "student", **{f"prune-ready, sparsity-reg {p.name[3:]}": str(p) for p in runs}}
     data = _datasets(quick)
     rows, results = [], {}
-    for label, spec in MODELS.items():
+    for label, spec in models.items():
         v = _variants(spec, quick)
         for kind in ("unpruned", "raw", "recalibrated"):
             model = v[kind]
@@ -79,18 +82,23 @@ def measure(quick: bool) -> str:
                          *[f"{num(a['epe'], '.3f')} / {num(a['bad3'], '.1f')} %" for a in accs.values()]])
     parts = [table(["model", "pruned at 0.5", "MACs removed", "params", "GMACs (240x320)",
                     *[f"{name}: EPE / bad-3" for name in data]], rows)]
-    plain, ready = MODELS
     verdicts = []
+    for ready in list(models)[1:]:
+        for name in data:
+            base = results[(PLAIN, "unpruned")][name]["epe"]
+            own = results[(ready, "unpruned")][name]["epe"]
+            best = min(results[(ready, k)][name]["epe"] for k in ("raw", "recalibrated"))
+            r1, r2 = own / base, best / own
+            verdicts.append([ready, name, f"{r1:.3f}x", "**pass**" if r1 <= UNPRUNED_GOAL else "**miss**",
+                             f"{r2:.3f}x", "**pass**" if r2 <= PRUNED_GOAL else "**miss**"])
+    plain_rows = []
     for name in data:
-        base = results[(plain, "unpruned")][name]["epe"]
-        own = results[(ready, "unpruned")][name]["epe"]
-        best = min(results[(ready, k)][name]["epe"] for k in ("raw", "recalibrated"))
-        plain_best = min(results[(plain, k)][name]["epe"] for k in ("raw", "recalibrated"))
-        r1, r2 = own / base, best / own
-        verdicts.append([name, f"{r1:.3f}x", "**pass**" if r1 <= UNPRUNED_GOAL else "**miss**",
-                         f"{r2:.3f}x", "**pass**" if r2 <= PRUNED_GOAL else "**miss**",
-                         f"{plain_best / base:.2f}x"])
-    parts.append(table(["data", f"prune-ready / plain, unpruned (goal <= {UNPRUNED_GOAL}x)", "",
-                        f"prune-ready pruned at 0.5, best of raw / recalibrated / its unpruned "
-                        f"(goal <= {PRUNED_GOAL}x)", "", "plain student, the same"], verdicts))
+        base = results[(PLAIN, "unpruned")][name]["epe"]
+        best = min(results[(PLAIN, k)][name]["epe"] for k in ("raw", "recalibrated"))
+        plain_rows.append(f"{name} {best / base:.2f}x")
+    parts.append(table(["student", "data", f"unpruned / plain unpruned (goal <= {UNPRUNED_GOAL}x)", "",
+                        f"pruned at 0.5, best of raw / recalibrated, / its unpruned (goal <= {PRUNED_GOAL}x)",
+                        ""], verdicts))
+    parts.append("The plain student pruned at 0.5 the same way (best of raw / recalibrated) / its unpruned "
+                 "EPE: " + ", ".join(plain_rows) + ".")
     return "\n\n".join(parts)

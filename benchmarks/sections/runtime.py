@@ -26,7 +26,7 @@ SIZE = (240, 320)
 QUICK_SIZE = (48, 64)
 GOAL = 1.2
 REPO = Path(__file__).resolve().parents[2]
-_RUNTIME_ENV = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "STEREO_STUDIO_PRECISION")
+_RUNTIME_ENV = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "STEREO_STUDIO_PRECISION", "GOMP_SPINCOUNT")
 
 
 def _child_env() -> dict[str, str]:

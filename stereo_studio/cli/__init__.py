@@ -77,7 +77,7 @@ def _prepare_runtime(argv: list[str]) -> None:
         value = arg.split("=", 1)[1] if arg.startswith("--wait-policy=") else (
             argv[i + 1] if arg == "--wait-policy" and i + 1 < len(argv) else None)
         if value and value.upper() in ("ACTIVE", "PASSIVE") and "torch" not in sys.modules:
-            os.environ["OMP_WAIT_POLICY"] = value.upper()
+            runtime.set_wait_policy(value.upper())
 
 
 def _runtime_for(args: argparse.Namespace) -> contextlib.AbstractContextManager:

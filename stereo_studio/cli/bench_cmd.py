@@ -82,7 +82,9 @@ def _set_wait_policy(policy: str) -> None:
     if "torch" in sys.modules and (os.environ.get("OMP_WAIT_POLICY") or "").upper() != policy:
         raise StereoStudioError(f"--wait-policy {policy} cannot apply: torch is already loaded in this "
                                 f"process (set OMP_WAIT_POLICY={policy} in the environment instead)")
-    os.environ["OMP_WAIT_POLICY"] = policy
+    from stereo_studio.runtime import set_wait_policy
+
+    set_wait_policy(policy)
 
 
 def _fmt(value: Any, spec: str, unit: str = "") -> str:

@@ -8,11 +8,14 @@ on the pixel grid; the right view is rendered by warping each layer (x_right = x
 pixel the left coordinate is found by a fixed-point solve of x = x_right + d(x, y), so the ground truth is
 exact. meta["occlusion"] marks left pixels whose match shows another surface or is out of view.
 Photometric realism (shading, per-view gain/gamma/colour, vignetting, blur, noise, JPEG) is applied per view.
+
+The generator's choices are a `GeneratorConfig`; its defaults are the app's default data (the same seed gives
+the same pairs), and `GENERATORS` names the variants of the generator ablation (models/README.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -22,6 +25,70 @@ from stereo_studio.data.textures import add_noise, fbm, grey3, random_texture
 
 _FIXED_POINT_ITERS = 10
 _MAX_SLOPE = 0.45  # |d disparity / dx| is kept below this so the fixed-point solve converges fast
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The procedural generator's choices. The defaults reproduce the default generator exactly."""
+
+    name: str = "default"
+    objects: tuple[int, int] = (8, 25)  # objects per scene, inclusive (scaled down below 128x256)
+    # Shape mix: polygon, ellipse, ring, noise blob, rotated box, thin stick.
+    shape_probs: tuple[float, ...] = (0.26, 0.2, 0.06, 0.2, 0.14, 0.14)
+    stick_width: tuple[int, int] = (1, 8)  # px, inclusive
+    constant_prob: float = 0.25  # objects with a constant (fronto-parallel) disparity
+    steep_prob: float = 0.15  # slanted objects with a steep slope
+    slope_sd: tuple[float, float] = (0.03, 0.12)  # px/px, gentle and steep slants
+    view_differences: bool = True  # per-view gain, colour, gamma, vignetting, blur, JPEG quality
+    low_contrast_prob: float = 0.07  # nearly flat textures
+    dark_prob: float = 0.05  # nearly black textures
+    description: str = field(default="the default generator", compare=False)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.objects
+        if not 0 <= lo <= hi:
+            raise ValueError(f"objects must be a range 0 <= lo <= hi, got {self.objects}")
+        if len(self.shape_probs) != 6 or min(self.shape_probs) < 0 or abs(sum(self.shape_probs) - 1) > 1e-6:
+            raise ValueError(f"shape_probs must be 6 probabilities summing to 1, got {self.shape_probs}")
+        if not 1 <= self.stick_width[0] <= self.stick_width[1]:
+            raise ValueError(f"stick_width must be a range 1 <= lo <= hi, got {self.stick_width}")
+
+
+GENERATORS: dict[str, GeneratorConfig] = {c.name: c for c in (
+    GeneratorConfig(),
+    GeneratorConfig(name="few-objects", objects=(4, 13),
+                    description="4-13 objects per scene (the older generator's count) instead of 8-25"),
+    GeneratorConfig(name="same-views", view_differences=False,
+                    description="no per-view photometric differences (both views share gain, colour, gamma, "
+                                "vignetting, blur and JPEG quality; sensor noise stays independent)"),
+    GeneratorConfig(name="plain", low_contrast_prob=0.35, dark_prob=0.2,
+                    description="plainer textures: 35 % nearly flat, 20 % nearly black surfaces (7 %, 5 %)"),
+    GeneratorConfig(name="steep", steep_prob=0.6,
+                    description="steeper slants: 60 % of slanted objects steep (15 %)"),
+    GeneratorConfig(name="clutter", objects=(16, 40),
+                    description="candidate: more clutter, 16-40 objects per scene instead of 8-25"),
+    GeneratorConfig(name="thin", shape_probs=(0.2, 0.15, 0.05, 0.15, 0.1, 0.35),
+                    description="candidate: more thin structures, 35 % of objects are sticks or bars (14 %)"),
+    GeneratorConfig(name="clutter-thin", objects=(16, 40), shape_probs=(0.2, 0.15, 0.05, 0.15, 0.1, 0.35),
+                    description="clutter and thin together: 16-40 objects, 35 % sticks or bars"),
+)}
+
+
+def generator_names() -> list[str]:
+    """Names of the registered generator variants, the default first."""
+    return list(GENERATORS)
+
+
+def generator_config(name: str | GeneratorConfig | None = None) -> GeneratorConfig:
+    """A registered generator by name (None: the default); a config passes through."""
+    if isinstance(name, GeneratorConfig):
+        return name
+    if name is None:
+        return GENERATORS["default"]
+    try:
+        return GENERATORS[name]
+    except KeyError:
+        raise ValueError(f"unknown generator {name!r}; choose one of: {', '.join(GENERATORS)}") from None
 
 
 @dataclass
@@ -67,10 +134,10 @@ def _rng(rng_or_seed: np.random.Generator | int | tuple | list) -> np.random.Gen
     return np.random.default_rng(rng_or_seed)
 
 
-def _shape_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def _shape_mask(rng: np.random.Generator, h: int, w: int, cfg: GeneratorConfig) -> np.ndarray:
     """A random shape filling most of an h x w box: polygon, ellipse, ring, blob, box or stick."""
     mask = np.zeros((h, w), np.uint8)
-    kind = rng.choice(6, p=[0.26, 0.2, 0.06, 0.2, 0.14, 0.14])
+    kind = rng.choice(6, p=list(cfg.shape_probs))
     cx, cy = (w - 1) / 2, (h - 1) / 2
     if kind == 0:  # star-convex polygon
         n = int(rng.integers(3, 10))
@@ -96,7 +163,7 @@ def _shape_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         rect = ((cx, cy), (w * rng.uniform(0.5, 0.8), h * rng.uniform(0.5, 0.8)), ang)
         cv2.fillPoly(mask, [np.round(cv2.boxPoints(rect)).astype(np.int32)], 1)
     else:  # thin stick or bar across the box
-        t = int(rng.integers(1, 9))
+        t = int(rng.integers(cfg.stick_width[0], cfg.stick_width[1] + 1))
         if rng.random() < 0.5:
             p0, p1 = (int(rng.uniform(0, w * 0.3)), int(rng.uniform(0, h))), \
                      (int(rng.uniform(w * 0.7, w)), int(rng.uniform(0, h)))
@@ -124,18 +191,18 @@ def _shading(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def _disparity_model(rng: np.random.Generator, d0: float, w: int, h: int, lo: float, hi: float,
-                     background: bool = False) -> np.ndarray:
+                     cfg: GeneratorConfig, background: bool = False) -> np.ndarray:
     """Coefficients of a constant / slanted / curved disparity field over a w x h box centred on it."""
     coef = np.zeros(6)
     coef[0] = d0
     r = rng.random()
-    steep = rng.random() < 0.15
-    scale = 0.12 if steep else 0.03
+    steep = rng.random() < cfg.steep_prob
+    scale = cfg.slope_sd[1] if steep else cfg.slope_sd[0]
     if background:
         # A ground-plane-like tilt (disparity grows downwards) or a gentle slant.
         coef[1] = rng.normal(0, 0.02)
         coef[2] = abs(rng.normal(0, 0.06)) if rng.random() < 0.5 else rng.normal(0, 0.02)
-    elif r > 0.25:
+    elif r > cfg.constant_prob:
         coef[1:3] = rng.normal(0, scale, 2)
     if rng.random() < (0.35 if background else 0.2):
         # Curvature: a few pixels of extra disparity between centre and border.
@@ -209,7 +276,7 @@ def _render_left(layer: _Layer, height: int, width: int, left: np.ndarray, disp:
 
 
 def _make_layers(rng: np.random.Generator, height: int, width: int, max_disp: float,
-                 n_objects: int | None) -> list[_Layer]:
+                 n_objects: int | None, cfg: GeneratorConfig) -> list[_Layer]:
     """The scene: background plus objects, sorted far to near."""
     hi_cap = max_disp - 0.01
     # Scene disparity span: background near the far end, the nearest objects up to the full range.
@@ -217,17 +284,17 @@ def _make_layers(rng: np.random.Generator, height: int, width: int, max_disp: fl
     d_far = rng.uniform(0.0, 0.45) * d_near
     pad = int(np.ceil(max_disp)) + 2
     bw, bh = width + pad, height
-    coef = _disparity_model(rng, 0.0, bw, bh, d_far, d_near, background=True)
+    coef = _disparity_model(rng, 0.0, bw, bh, d_far, d_near, cfg, background=True)
     # Shift the background so its minimum over the box is d_far.
     corners_u = np.array([-bw / 2, bw / 2, -bw / 2, bw / 2, 0, 0])
     corners_v = np.array([-bh / 2, -bh / 2, bh / 2, bh / 2, 0, bh / 2])
     vals = coef[1] * corners_u + coef[2] * corners_v + coef[3] * corners_u**2 + coef[4] * corners_v**2
     coef[0] = d_far - vals.min()
-    bg_tex = random_texture(rng, bh, bw)
+    bg_tex = random_texture(rng, bh, bw, cfg.low_contrast_prob, cfg.dark_prob)
     bg_tex *= _shading(rng, bh, bw)
     layers = [_Layer(0, 0, np.ones((bh, bw), np.uint8), bg_tex, coef,
                      bw / 2, bh / 2, 0.0, hi_cap)]
-    count = int(n_objects if n_objects is not None else rng.integers(8, 26))
+    count = int(n_objects if n_objects is not None else rng.integers(cfg.objects[0], cfg.objects[1] + 1))
     if n_objects is None:  # fewer objects in tiny images (below 128x256), so they stay cheap and legible
         count = max(3, round(count * min(1.0, np.sqrt(height * width / 32768))))
     bg_top = float(coef[0] + np.abs(vals).max())
@@ -250,10 +317,10 @@ def _make_layers(rng: np.random.Generator, height: int, width: int, max_disp: fl
     objects.sort(key=lambda o: o[0])
     background = layers[0]
     for d0, x0, y0, w, h in objects:
-        mask = _shape_mask(rng, h, w)
-        tex = random_texture(rng, h, w)
+        mask = _shape_mask(rng, h, w, cfg)
+        tex = random_texture(rng, h, w, cfg.low_contrast_prob, cfg.dark_prob)
         tex *= _shading(rng, h, w)
-        coef = _disparity_model(rng, d0, w, h, d_far, d_near)
+        coef = _disparity_model(rng, d0, w, h, d_far, d_near, cfg)
         layer = _Layer(x0, y0, mask, tex, coef, x0 + (w - 1) / 2, y0 + (h - 1) / 2, 0.0, hi_cap)
         # Objects float in front of the background surface behind them (never inside or behind it).
         behind = _max_under(background, layer)
@@ -277,10 +344,12 @@ def _max_under(background: _Layer, layer: _Layer) -> float | None:
     return float(background.field[ya:yb, xa:xb].max())
 
 
-def _photometric(rng: np.random.Generator, views: list[np.ndarray]) -> list[np.ndarray]:
+def _photometric(rng: np.random.Generator, views: list[np.ndarray],
+                 per_view: bool = True) -> list[np.ndarray]:
     """Camera effects, shared and per view: vignetting, blur, gain, colour, gamma, noise, JPEG.
 
-    Takes float32 views in [0, 1], returns uint8 views.
+    Takes float32 views in [0, 1], returns uint8 views. `per_view=False`: every view gets the first view's
+    settings (sensor noise stays independent).
     """
     h, w = views[0].shape[:2]
     scene_gain = rng.uniform(0.7, 1.3)
@@ -291,26 +360,33 @@ def _photometric(rng: np.random.Generator, views: list[np.ndarray]) -> list[np.n
     jpeg_quality = int(rng.integers(40, 96)) if rng.random() < 0.6 else 0
     levels = np.arange(256, dtype=np.float64)[:, None] / 255.0
     out = []
+    settings: tuple | None = None
+    quality = 0
     for img in views:
-        if rng.random() < 0.3:  # vignetting, as a separable falloff
-            k = np.float32(rng.uniform(0.05, 0.3))
+        if per_view or settings is None:  # this view's settings, drawn in the default generator's order
+            k = np.float32(rng.uniform(0.05, 0.3)) if rng.random() < 0.3 else None
+            sigma = blur_level * rng.uniform(0.6, 1.4)
+            gain = scene_gain * rng.uniform(0.9, 1.1) * scene_col * rng.uniform(0.96, 1.04, 3)
+            gamma = scene_gamma * rng.uniform(0.93, 1.07)
+            sd = noise_level * rng.uniform(0.7, 1.3)
+            settings = k, sigma, gain, gamma, sd
+        k, sigma, gain, gamma, sd = settings
+        if k is not None:  # vignetting, as a separable falloff
             fy = 1.0 - k * np.linspace(-1, 1, h, dtype=np.float32) ** 2
             fx = 1.0 - k * np.linspace(-1, 1, w, dtype=np.float32) ** 2
             img = cv2.multiply(img, grey3(np.outer(fy, fx)))
-        sigma = blur_level * rng.uniform(0.6, 1.4)
         if sigma > 0.3:
             img = cv2.GaussianBlur(img, (0, 0), sigma)
         img8 = _to_uint8(img)
         # Gain, colour balance and gamma in one per-channel lookup table.
-        gain = scene_gain * rng.uniform(0.9, 1.1) * scene_col * rng.uniform(0.96, 1.04, 3)
-        gamma = scene_gamma * rng.uniform(0.93, 1.07)
         lut = np.clip(255.0 * np.clip(levels * gain[None, :], 0, 1) ** gamma + 0.5, 0, 255).astype(np.uint8)
         img8 = cv2.LUT(img8, lut.reshape(256, 1, 3))
-        sd = noise_level * rng.uniform(0.7, 1.3)
         if sd > 0.5:
             img8 = add_noise(rng, img8, sd)
         if jpeg_quality:
-            img8 = _jpeg(rng, img8, jpeg_quality)
+            if per_view or not quality:
+                quality = int(np.clip(jpeg_quality + rng.integers(-5, 6), 20, 98))
+            img8 = _jpeg(img8, quality)
         out.append(img8)
     return out
 
@@ -320,26 +396,27 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(img, alpha=255.0)
 
 
-def _jpeg(rng: np.random.Generator, img: np.ndarray, quality: int) -> np.ndarray:
-    q = int(np.clip(quality + rng.integers(-5, 6), 20, 98))
-    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
+def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
     return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]) if ok else img
 
 
 def generate_pair(rng_or_seed: np.random.Generator | int | tuple | list, height: int = 256, width: int = 512,
-                  max_disp: float = 64, *, photometric: bool = True,
-                  n_objects: int | None = None) -> StereoSample:
+                  max_disp: float = 64, *, photometric: bool = True, n_objects: int | None = None,
+                  generator: GeneratorConfig | str | None = None) -> StereoSample:
     """Generate one synthetic stereo pair with exact left-view disparity in [0, max_disp).
 
     `photometric=False` renders the raw scene (no camera effects), so the right view warped with the
     ground truth reproduces the left view on non-occluded pixels. meta["occlusion"] marks left pixels
-    hidden (or out of view) in the right image.
+    hidden (or out of view) in the right image. `generator`: a `GeneratorConfig` or a name in `GENERATORS`
+    (default: the default generator); `n_objects` overrides its object count.
     """
+    cfg = generator_config(generator)
     rng = _rng(rng_or_seed)
     if height < 8 or width < 8 or max_disp <= 1:
         raise ValueError(f"synthetic pairs need height, width >= 8 and max_disp > 1, got {height}x{width}, "
                          f"{max_disp}")
-    layers = _make_layers(rng, height, width, float(max_disp), n_objects)
+    layers = _make_layers(rng, height, width, float(max_disp), n_objects, cfg)
     left = np.zeros((height, width, 3), np.float32)
     right = np.zeros((height, width, 3), np.float32)
     disp = np.full((height, width), -1.0, np.float32)  # z-buffers: every layer is nearer than -1
@@ -354,25 +431,33 @@ def generate_pair(rng_or_seed: np.random.Generator | int | tuple | list, height:
     xi = np.clip(np.rint(xr), 0, width - 1).astype(np.intp)
     occlusion = (xr < -0.5) | (np.take_along_axis(right_id, xi, axis=1) != left_id)
     if photometric:
-        left8, right8 = _photometric(rng, [left, right])
+        left8, right8 = _photometric(rng, [left, right], per_view=cfg.view_differences)
     else:
         left8, right8 = _to_uint8(left), _to_uint8(right)
-    meta = {"dataset": "synthetic", "name": "synthetic", "max_disp": float(max_disp), "occlusion": occlusion}
+    meta = {"dataset": "synthetic", "name": "synthetic", "max_disp": float(max_disp), "occlusion": occlusion,
+            "generator": cfg.name}
     return StereoSample(left8, right8, disp, np.ones((height, width), bool), meta)
 
 
 class SyntheticStereo:
-    """A deterministic procedural stereo dataset: `ds[i]` is always the same pair for the same (seed, i)."""
+    """A deterministic procedural stereo dataset: `ds[i]` is always the same pair for the same (seed, i).
+
+    `generator`: a `GeneratorConfig` or a name in `GENERATORS` (default: the default generator).
+    """
 
     has_gt = True
 
     def __init__(self, height: int = 256, width: int = 512, max_disp: float = 64, seed: int = 0,
-                 length: int = 10000, photometric: bool = True) -> None:
+                 length: int = 10000, photometric: bool = True,
+                 generator: GeneratorConfig | str | None = None) -> None:
         if length < 1:
             raise ValueError(f"length must be >= 1, got {length}")
         self.height, self.width, self.max_disp = int(height), int(width), float(max_disp)
         self.seed, self.length, self.photometric = int(seed), int(length), photometric
+        self.generator = generator_config(generator)
         self.name = f"synthetic-{self.height}x{self.width}-d{self.max_disp:g}-s{self.seed}"
+        if self.generator.name != "default":
+            self.name += f"-{self.generator.name}"
 
     def __len__(self) -> int:
         return self.length
@@ -383,7 +468,7 @@ class SyntheticStereo:
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} synthetic pairs")
         sample = generate_pair(np.random.default_rng([self.seed, index]), self.height, self.width,
-                               self.max_disp, photometric=self.photometric)
+                               self.max_disp, photometric=self.photometric, generator=self.generator)
         sample.meta["name"] = f"synthetic-{self.seed}-{index:06d}"
         sample.meta["index"] = index
         return sample

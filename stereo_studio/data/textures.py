@@ -158,11 +158,13 @@ def colourise(rng: np.random.Generator, grey: np.ndarray) -> np.ndarray:
     return cv2.LUT(cv2.merge([index, index, index]), ramp.astype(np.float32).reshape(256, 1, 3))
 
 
-def random_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def random_texture(rng: np.random.Generator, height: int, width: int, low_contrast_prob: float = 0.07,
+                   dark_prob: float = 0.05) -> np.ndarray:
     """A natural-looking random colour texture, H x W x 3 float32 in [0, 1].
 
     A mix of fractal noise, stripes, checker/grid fragments, dots and smooth photo-like gradients, with colour
-    variation, fine grain, and random contrast; flat or near-black surfaces are rare.
+    variation, fine grain, and random contrast; flat (`low_contrast_prob`) or near-black (`dark_prob`)
+    surfaces are rare.
     """
     kind = rng.choice(6, p=[0.34, 0.14, 0.12, 0.12, 0.14, 0.14])
     if kind == 0:
@@ -193,8 +195,8 @@ def random_texture(rng: np.random.Generator, height: int, width: int) -> np.ndar
         tex += grey3(grain)
     # Contrast and brightness around the texture's own mean colour; rarely flat or dark.
     mean = tex[::4, ::4].reshape(-1, 3).mean(axis=0)
-    contrast = rng.uniform(0.15, 0.35) if rng.random() < 0.07 else rng.uniform(0.6, 1.5)
-    brightness = rng.uniform(0.05, 0.25) if rng.random() < 0.05 else rng.uniform(0.3, 0.75)
+    contrast = rng.uniform(0.15, 0.35) if rng.random() < low_contrast_prob else rng.uniform(0.6, 1.5)
+    brightness = rng.uniform(0.05, 0.25) if rng.random() < dark_prob else rng.uniform(0.3, 0.75)
     offset = brightness + 0.8 * (mean - mean.mean()) - contrast * mean
     tex = affine_channels(tex, np.full(3, contrast), offset)
     return np.clip(tex, 0.0, 1.0, out=tex)

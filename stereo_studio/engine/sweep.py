@@ -35,8 +35,33 @@ POINT_KINDS = ("raw", "recalibrated", "recovered")
 CALIB_PAIRS = 8  # BatchNorm recalibration pairs (~0.5 s on the student at 240x320, 2 cores)
 
 
+@dataclass(kw_only=True)
+class Timing:
+    """How a latency was measured: its p10-p90 spread, the threads, precision and OpenMP wait policy, and
+    whether registered work (training) ran meanwhile (`contended`, `contended_by`)."""
+
+    p10_ms: float | None = None
+    p90_ms: float | None = None
+    threads: int | None = None
+    precision: str | None = None
+    wait_policy: str | None = None
+    contended: bool = False
+    contended_by: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def of(measurement: Mapping[str, Any]) -> dict[str, Any]:
+        """The timing fields of a `bench.measure_latency` result (or of another timed object's dict)."""
+        out = {k: measurement.get(k) for k in TIMING_FIELDS}
+        out["contended"] = bool(out["contended"])
+        out["contended_by"] = list(out["contended_by"] or ())
+        return out
+
+
+TIMING_FIELDS = ("p10_ms", "p90_ms", "threads", "precision", "wait_policy", "contended", "contended_by")
+
+
 @dataclass
-class SweepPoint:
+class SweepPoint(Timing):
     """One measured model. `ratio` is the asked fraction of MACs removed (None for a per-layer plan, named
     by `label`); `kind` is "raw", "recalibrated" or "recovered" (`finetuned` is True for "recovered").
     `latency_ms` is a median; `p10_ms` / `p90_ms` its spread, with the threads, precision and OpenMP wait
@@ -56,14 +81,6 @@ class SweepPoint:
     widths: dict[str, int] = field(default_factory=dict)
     kind: str = "raw"
     macs_removed: float = 0.0
-    # how the latency was measured: its p10-p90 spread, the settings and whether other work ran meanwhile
-    p10_ms: float | None = None
-    p90_ms: float | None = None
-    threads: int | None = None
-    precision: str | None = None
-    wait_policy: str | None = None
-    contended: bool = False
-    contended_by: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -146,9 +163,6 @@ def relay(job: Job[Any], step: int, total: int | None) -> Job[Any]:
 def accuracy(model: nn.Module, samples: Sequence[Any]) -> dict[str, float]:
     """`accuracy_job` run to completion."""
     return drain(accuracy_job(model, samples))
-
-
-TIMING_FIELDS = ("p10_ms", "p90_ms", "threads", "precision", "wait_policy", "contended", "contended_by")
 
 
 def latency(
@@ -243,8 +257,7 @@ def _measure(
     if like is None:
         yield Progress(len(samples), len(samples), f"{tag}: latency", kind="log")
         lat = latency(pruned, size, max_seconds=0.6)
-    timing = {k: getattr(like, k) for k in TIMING_FIELDS} if like else {
-        k: (list(lat[k]) if k == "contended_by" else lat[k]) for k in TIMING_FIELDS}
+    timing = Timing.of({k: getattr(like, k) for k in TIMING_FIELDS} if like else lat)
     return SweepPoint(
         ratio=ratio,
         params=like.params if like else cost["params"],

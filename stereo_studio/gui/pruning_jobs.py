@@ -10,6 +10,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from stereo_studio.engine.sweep import Timing
+
 ROUND_TO = 8
 
 
@@ -122,24 +124,14 @@ def measure_kinds(
 
 
 @dataclass
-class Reference:
-    """An opened model on the trade-off plot: its latency (median and p10-p90 spread, with the settings it
-    was timed with; `contended`: registered work such as training ran meanwhile) and EPE."""
+class Reference(Timing):
+    """An opened model on the trade-off plot: its median latency (with how it was measured: `Timing`) and
+    EPE."""
 
     label: str
     latency_ms: float
     epe: float
     color: str
-    p10_ms: float | None = None
-    p90_ms: float | None = None
-    threads: int | None = None
-    precision: str | None = None
-    wait_policy: str | None = None
-    contended: bool = False
-    contended_by: tuple[str, ...] = ()
-
-
-LATENCY_KEYS = ("p10_ms", "p90_ms", "threads", "precision", "wait_policy", "contended")
 
 
 def reference_points(entries: list[tuple[str, Any, str]], samples: list[Any], size: tuple[int, int]):
@@ -162,14 +154,7 @@ def reference_points(entries: list[tuple[str, Any, str]], samples: list[Any], si
             result = yield from evaluate(matcher, samples, warmup=True)
             epe = float(result["epe"])
             lat = measure_latency(matcher, size, warmup=1, runs=5, max_seconds=1.5, while_training=True)
-        ref = Reference(
-            key,
-            float(lat["median_ms"]),
-            epe,
-            color,
-            **{k: lat.get(k) for k in LATENCY_KEYS},
-            contended_by=tuple(lat.get("contended_by") or ()),
-        )
+        ref = Reference(key, float(lat["median_ms"]), epe, color, **Timing.of(lat))
         out.append(ref)
         yield Progress(
             i + 1, len(entries), f"{key}: {ref.latency_ms:.1f} ms, EPE {epe:.2f}", kind="point", payload=ref

@@ -23,6 +23,7 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
 from superqt.utils import qdebounced, qthrottled
 
+from stereo_studio.engine.sweep import TIMING_FIELDS
 from stereo_studio.gui.pruning_actions import SWEEP_RATIOS, ActionsWidget
 from stereo_studio.gui.pruning_jobs import (
     PruneTarget,
@@ -47,8 +48,7 @@ MEASURE_DEBOUNCE_MS = 250  # a point is measured once the slider rests this long
 UNPRUNED = ("unpruned",)
 REF_RETRY_MS = 1000
 QUIET_WAIT_S = 30.0  # the unpruned point waits this long at most for the Models panel's measurements
-TIMING = ("latency_ms", "p10_ms", "p90_ms", "threads", "precision", "wait_policy", "contended",
-          "contended_by")
+TIMING = ("latency_ms", *TIMING_FIELDS)
 
 
 def plan_key(ratio: float, overrides: dict[str, float], criterion: str, spare: list[str]) -> tuple:

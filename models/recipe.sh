@@ -1,65 +1,103 @@
 #!/usr/bin/env bash
-# The exact recipe of the bundled models, with the project's own CLI. Run from the repository root:
-#   bash models/recipe.sh [STAGE...]     stages: data teacher scratch student pruned ship cards prune-ready
-#                                         (default: all but prune-ready, an experiment)
-# Long stages checkpoint into runs/<name>/ and can be resumed by re-running the same command with --resume.
+# The exact recipe of the v2 models, with the project's own CLI. Run from the repository root:
+#   bash models/recipe.sh [STAGE...]
+#   stages: data teacher data-clutter scratch student pruned ship cards   (default: all, in this order)
+#           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
+# Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
+# with optimiser, schedule, data position and RNG), committed to the repository, so that a later work session,
+# on another machine too, continues it with the same command: a stage resumes when its checkpoint is there and
+# skips when its model is finished. The currently bundled (v1) models came from models/recipe-v1.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ss=".venv/bin/stereo-studio"
-export OMP_WAIT_POLICY=PASSIVE
-stages=("${@:-data teacher scratch student pruned ship cards}")
+export OMP_WAIT_POLICY=${TRAIN_OMP_WAIT_POLICY:-PASSIVE}
+stages=("${@:-data teacher data-clutter scratch student pruned ship cards}")
 stages=(${stages[*]})
 want() { [[ " ${stages[*]} " == *" $1 "* ]]; }
-common=(--batch-size 4 --crop 192x320 --lr 1e-3 --val-interval 250 --val-pairs 8 --ckpt-interval 100 --max-disp 64 --seed 0)
-
-# 4000 procedural pairs, generator seed 1 (evaluation uses seed 0: held out by construction).
-want data && $ss generate --out runs/synth-train --pairs 4000 --size 256x512 --seed 1
-# Teacher (v2): supervised on ground truth, hours not minutes. The run folder lives in the repository
-# (models/checkpoints/teacher: config, metrics, latest checkpoint with optimiser, schedule and RNG) so that a
-# later work session on another machine continues it exactly with the same command (it resumes when a
-# checkpoint is there). Aloe Q is watched as a validation curve only (the final step is shipped, never a
-# checkpoint picked by it).
+ck=models/checkpoints
 resume_flag() { [[ -f "$1/checkpoints/last.pt" ]] && echo --resume || true; }
-if want teacher; then
-    [[ -d runs/synth-train ]] || $ss generate --out runs/synth-train --pairs 4000 --size 256x512 --seed 1
-    OMP_WAIT_POLICY=${TRAIN_OMP_WAIT_POLICY:-PASSIVE} $ss train --arch teacher --data runs/synth-train \
-        --val-data ../shared/data/middlebury/trainingQ/Aloe --val-pairs 1 --val-interval 500 --steps 12000 \
+done_run() { [[ -f "$1/model/model.safetensors" && -f "$1/summary.json" ]]; }
+val_q=../shared/data/middlebury/trainingQ/Aloe  # a validation curve only: never trained on, never picked by
+
+# Training pairs, generator seed 1 (evaluation uses seed 0: held out by construction). The teacher's data use
+# the default generator (its run began before the generator ablation); the students' use `clutter`, the
+# ablation's winner (models/README.md).
+gen_default() { [[ -d runs/synth-train ]] || $ss generate --out runs/synth-train --pairs 4000 --size 256x512 --seed 1; }
+gen_clutter() {
+    [[ -d runs/synth-clutter ]] || $ss generate --generator clutter --out runs/synth-clutter --pairs 4000 \
+        --size 256x512 --seed 1
+}
+want data && gen_default
+# Teacher: supervised on ground truth, 12,000 steps (hours, not minutes).
+if want teacher && ! done_run $ck/teacher; then
+    gen_default
+    $ss train --arch teacher --data runs/synth-train \
+        --val-data $val_q --val-pairs 1 --val-interval 500 --steps 12000 \
         --batch-size 6 --crop 160x288 --lr 1e-3 --ckpt-interval 100 --threads 2 --precision fp32 --max-disp 64 \
-        --seed 0 --out models/checkpoints/teacher $(resume_flag models/checkpoints/teacher)
+        --seed 0 --out $ck/teacher $(resume_flag $ck/teacher)
 fi
-# Student baseline from scratch, ground truth only; same step budget as the distilled student.
-want scratch && $ss train --arch student --data runs/synth-train --steps 1500 --threads 1 "${common[@]}" --out runs/student-scratch
-# Distilled student: teacher-output L1 plus ground truth.
-want student && $ss distill --teacher runs/teacher/model --arch student --data runs/synth-train --steps 1500 \
-    --w-teacher 1 --w-gt 1 --threads 1 "${common[@]}" --out runs/student
-# Prune the distilled student at 0.5 (L1 criterion, widths multiple of 8), then fine-tune it with distillation.
-if want pruned; then
-    # the sweep that chose the ratio (see models/README.md)
-    $ss sweep --model runs/student/model --ratios 0,0.25,0.5,0.625,0.75 --data synthetic --json > runs/sweep-student.jsonl
-    $ss prune --model runs/student/model --ratio 0.5 --criterion l1 --out runs/student-pruned-raw
-    $ss distill --teacher runs/teacher/model --init-from runs/student-pruned-raw --data runs/synth-train --steps 600 \
-        --w-teacher 1 --w-gt 1 --threads 2 --lr 5e-4 --batch-size 4 --crop 192x320 --val-interval 200 --val-pairs 8 \
-        --ckpt-interval 100 --seed 0 --out runs/student-pruned
+want data-clutter && gen_clutter
+# The students' common budget: 7,000 steps x batch 6 of 160x288 crops, lr 1e-3 cosine, fp32, 2 threads.
+student=(--arch student --steps 7000 --batch-size 6 --crop 160x288 --lr 1e-3 --threads 2 --precision fp32
+         --max-disp 64 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500 --ckpt-interval 100)
+# Student baseline from scratch, ground truth only.
+if want scratch && ! done_run $ck/student-scratch; then
+    gen_clutter
+    $ss train --data runs/synth-clutter "${student[@]}" --out $ck/student-scratch \
+        $(resume_flag $ck/student-scratch)
+fi
+# Distilled student: the teacher's disparity (L1, computed once per pair: --teacher-cache) plus ground truth,
+# trained prune-ready (slimmable: every step also trains the network pruned at 0.75 of the MACs, the cut that
+# the latency goals need: about the v1 pruned student's size).
+if want student && ! done_run $ck/student; then
+    gen_clutter
+    done_run $ck/teacher || { echo "the teacher is not finished: bash models/recipe.sh teacher" >&2; exit 1; }
+    $ss distill --teacher $ck/teacher/model --data runs/synth-clutter --teacher-cache runs/teacher-cache \
+        --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable --sparsity-reg 1 --target-ratio 0.75 \
+        "${student[@]}" --out $ck/student $(resume_flag $ck/student)
+fi
+# Pruned student: the sweep that chooses the ratio (models/README.md), pruning at PRUNE_RATIO (fraction of the
+# MACs, global L1 ranking, widths multiple of 8; default: the prune-ready target), then a distillation that
+# recovers it.
+ratio=${PRUNE_RATIO:-0.75}
+if want pruned && ! done_run $ck/student-pruned; then
+    done_run $ck/student || { echo "the student is not finished: bash models/recipe.sh student" >&2; exit 1; }
+    $ss sweep --model $ck/student/model --ratios 0,0.25,0.5,0.625,0.75,0.85 --data synthetic \
+        --json > $ck/sweep-student.jsonl
+    [[ -f runs/student-pruned-raw/model.safetensors ]] || \
+        $ss prune --model $ck/student/model --ratio "$ratio" --criterion l1 --out runs/student-pruned-raw
+    $ss distill --teacher $ck/teacher/model --init-from runs/student-pruned-raw --data runs/synth-clutter \
+        --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --steps 2000 --batch-size 6 --crop 160x288 \
+        --lr 2e-4 --threads 2 --precision fp32 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500 \
+        --ckpt-interval 100 --out $ck/student-pruned $(resume_flag $ck/student-pruned)
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config and summary as training.json,
 # into the package (stereo_studio/models/bundled/<name>/).
 if want ship; then
     for name in teacher student-scratch student student-pruned; do
+        done_run $ck/$name || { echo "$name is not finished" >&2; exit 1; }
+    done
+    for name in teacher student-scratch student student-pruned; do
         dest="stereo_studio/models/bundled/$name"  # package data: the wheel carries the bundled models
         mkdir -p "$dest"
-        cp "runs/$name/model/config.json" "runs/$name/model/model.safetensors" "$dest/"
-        .venv/bin/python -c "import json,sys; r='runs/$name'; json.dump({'config': json.load(open(r+'/config.json')), 'summary': json.load(open(r+'/summary.json'))}, open('$dest/training.json','w'), indent=1)"
+        cp "$ck/$name/model/config.json" "$ck/$name/model/model.safetensors" "$dest/"
+        .venv/bin/python -c "import json,sys; r='$ck/$name'; json.dump({'config': json.load(open(r+'/config.json')), 'summary': json.load(open(r+'/summary.json'))}, open('$dest/training.json','w'), indent=1)"
     done
 fi
 want cards && .venv/bin/python -m benchmarks.model_cards
-# Experiment of issue 11 (benchmarks/sections/prune_ready.py): the bundled student's recipe plus prune-ready
-# training (group sparsity on the channels a 0.5 MAC cut would remove), against the bundled (plain) student.
+# Issue 11's experiment (benchmarks/sections/prune_ready.py): the bundled student's recipe (bundled teacher,
+# 1,500 x 4 of 192x320, 1 thread) plus prune-ready training, against the bundled (plain) student. NAME METHOD REG
+# per run: PRUNE_READY="reg20 group 20" (default) or e.g. "slim1 slimmable 1".
 if want prune-ready; then
+    gen_default
+    read -r name method reg <<< "${PRUNE_READY:-reg20 group 20}"
+    run=runs/student-prune-ready-$name
     $ss distill --teacher teacher --arch student --data runs/synth-train --steps 1500 --w-teacher 1 --w-gt 1 \
-        --threads 1 "${common[@]}" --prune-ready --sparsity-reg 20 --target-ratio 0.5 --sparsity-method group \
-        --out runs/student-prune-ready $(resume_flag runs/student-prune-ready)
-    dest=models/experiments/student-prune-ready
+        --threads 1 --batch-size 4 --crop 192x320 --lr 1e-3 --val-interval 250 --val-pairs 8 --ckpt-interval 100 \
+        --max-disp 64 --seed 0 --prune-ready --sparsity-reg "$reg" --target-ratio 0.5 --sparsity-method "$method" \
+        --out $run $(resume_flag $run)
+    dest=models/experiments/prune-ready/$name
     mkdir -p "$dest"
-    cp runs/student-prune-ready/model/config.json runs/student-prune-ready/model/model.safetensors "$dest/"
-    .venv/bin/python -c "import json; r='runs/student-prune-ready'; json.dump({'config': json.load(open(r+'/config.json')), 'summary': json.load(open(r+'/summary.json'))}, open('$dest/training.json','w'), indent=1)"
+    cp $run/model/config.json $run/model/model.safetensors "$dest/"
+    .venv/bin/python -c "import json; r='$run'; json.dump({'config': json.load(open(r+'/config.json')), 'summary': json.load(open(r+'/summary.json'))}, open('$dest/training.json','w'), indent=1)"
 fi

@@ -3,12 +3,12 @@ distilled student of the same budget, unpruned and pruned at 0.5 *without* a fin
 
 Every student: the bundled student's recipe (bundled teacher, 1,500 steps x batch 4, 192x320 crops, lr 1e-3,
 seed 0, `models/recipe.sh`); the plain one is the bundled `student` itself, the prune-ready ones add
-`--prune-ready --sparsity-reg S --target-ratio 0.5 --sparsity-method group` and are kept in
-`models/experiments/prune-ready/regS/` (S = 20, the default, and 1). Pruned points: ratio 0.5
-(fraction of MACs removed, global ranking, L1, widths multiple of 8), raw and with BatchNorm statistics
-re-estimated on 8 synthetic pairs (generator seed 515151, neither training nor validation data). Done when
-the prune-ready student's unpruned EPE is within 1.05x of the plain one and its best pruned point within
-1.25x of its own unpruned EPE, on held-out synthetic (generator seed 0) and on Aloe Q.
+`--prune-ready --target-ratio 0.5` with a method and strength (`--sparsity-method M --sparsity-reg S`,
+labelled from each model's own metadata), kept in `models/experiments/prune-ready/<name>/`. Pruned points:
+ratio 0.5 (fraction of MACs removed, global ranking, L1, widths multiple of 8), raw and with BatchNorm
+statistics re-estimated on 8 synthetic pairs (generator seed 515151, neither training nor validation data).
+Done when the prune-ready student's unpruned EPE is within 1.05x of the plain one and its best pruned point
+within 1.25x of its own unpruned EPE, on held-out synthetic (generator seed 0) and on Aloe Q.
 """
 
 from __future__ import annotations
@@ -59,15 +59,25 @@ def _variants(spec: str, quick: bool) -> dict[str, Any]:
             "removed": float(pruned.meta["pruning"]["macs_removed"])}
 
 
+def _label(run: Path) -> str:
+    """"prune-ready (`folder`): method, reg R[, from S of the steps]" from the model's own metadata."""
+    import json
+
+    meta = json.loads((run / "config.json").read_text()).get("meta", {}).get("prune_ready", {})
+    start = float(meta.get("start") or 0.0)
+    return (f"prune-ready (`{run.name}`): {meta.get('method', '?')}, reg {meta.get('reg', '?'):g}"
+            + (f", from {start:g} of the steps" if start else ""))
+
+
 def measure(quick: bool) -> str:
     from stereo_studio.engine.pruning import macs_params
 
-    runs = sorted((p for p in EXPERIMENTS.glob("reg*") if (p / "config.json").is_file()),
-                  key=lambda p: -float(p.name[3:]))
+    found = EXPERIMENTS.iterdir() if EXPERIMENTS.is_dir() else []
+    runs = sorted(p for p in found if (p / "config.json").is_file())
     if not runs:
         where = EXPERIMENTS.relative_to(REPO)
         return f"_No prune-ready student in `{where}`: run `bash models/recipe.sh prune-ready`._"
-    models = {PLAIN: "student", **{f"prune-ready, sparsity-reg {p.name[3:]}": str(p) for p in runs}}
+    models = {PLAIN: "student", **{_label(p): str(p) for p in runs}}
     data = _datasets(quick)
     rows, results = [], {}
     for label, spec in models.items():

@@ -10,6 +10,10 @@ from typing import Any
 
 from stereo_studio.cli.train_cmd import add_common_arguments, run_training
 
+# engine.losses.SPARSITY_METHODS, spelled out so that building the parser does not import torch (a test
+# keeps the two equal)
+SPARSITY_METHOD_CHOICES = ("group", "slimmable", "groupnorm", "bn")
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -40,9 +44,11 @@ def register(subparsers: Any) -> None:
     ready.add_argument("--sparsity-start", type=float, default=0.0,
                        help="fraction of the steps trained at full width before the regularisation starts "
                        "(default 0; it then grows over a fifth of the steps)")
-    ready.add_argument("--sparsity-method", choices=["group", "groupnorm", "bn"], default="group",
-                       help="group: group lasso on the channels meant to go (default); groupnorm: "
-                       "Torch-Pruning's GroupNormPruner; bn: its BNScalePruner (L1 on BN scales)")
+    ready.add_argument("--sparsity-method", choices=SPARSITY_METHOD_CHOICES, default="group",
+                       help="group: group lasso on the channels meant to go (default); slimmable: the same "
+                       "plus a second pass each step with them removed (the network learns to work pruned; "
+                       "re-estimate BatchNorm statistics after pruning); groupnorm: Torch-Pruning's "
+                       "GroupNormPruner; bn: its BNScalePruner (L1 on BN scales)")
     add_common_arguments(p)
     from stereo_studio.cli.model_options import add_model_options
 

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -97,7 +99,7 @@ class FeatureProjector(nn.Module):
 
 # ---- prune-ready training: group sparsity over the pruning engine's dependency groups --------------------
 
-SPARSITY_METHODS = ("group", "groupnorm", "bn")
+SPARSITY_METHODS = ("group", "slimmable", "groupnorm", "bn")
 SPARSITY_UPDATE_STEPS = 100  # the "group" method re-selects the channels meant to go this often
 SPARSITY_RAMP = 0.2  # ... and its strength grows linearly over this fraction of the steps
 SHRUNK = 0.05  # a channel counts as shrunk when its group norm is below this x its layer's kept median
@@ -119,6 +121,12 @@ class PruneReadyRegularizer:
       regularise what will go; decoupled like AdamW's weight decay, so Adam does not cancel it). The
       channels meant to go are re-selected on the current weights by `update()`; the training loop ramps
       `reg` up over the first `SPARSITY_RAMP` of the steps, so they are chosen on learned weights;
+    - "slimmable": "group" (the same channels, the same proximal step at `reg`) plus a second forward and
+      backward each step with those channels removed (`masked()`), weighted by the same ramp: the network
+      learns to work both whole and pruned (slimmable networks' shared weights; the pruned pass leaves the
+      removed channels' gradients and every BatchNorm's running statistics alone, so re-estimating them after
+      pruning -- `recalibrate_bn` -- is part of the recipe). Costs one more student forward and backward
+      a step;
     - "groupnorm": Torch-Pruning's `GroupNormPruner` (the DepGraph paper's method: every group, stronger on
       its less important channels, `reg`, alpha 4);
     - "bn": Torch-Pruning's `BNScalePruner` (Network Slimming: L1 on every BN scale, `reg`).
@@ -142,7 +150,7 @@ class PruneReadyRegularizer:
         self.selected: dict[str, list[int]] = {}
         self._slices: list[tuple[int, list[tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]]]] = []
         self._pruner = None
-        if method != "group":
+        if method not in ("group", "slimmable"):
             self._pruner = self._tp_pruner()
 
     def _tp_pruner(self) -> Any:
@@ -230,13 +238,41 @@ class PruneReadyRegularizer:
                     *([1] * dim), -1, *([1] * (param.dim() - dim - 1)))
                 param.data.index_copy_(dim, idxs, param.detach().index_select(dim, idxs) * f)
 
+    @contextmanager
+    def masked(self) -> Iterator[None]:
+        """The model with the channels meant to go removed ("slimmable"): every coupled slice zeroed (what
+        pruning removes, so a forward equals the pruned network's), restored on exit together with those
+        slices' gradients (a backward inside adds none to them) and every BatchNorm's running statistics."""
+        saved = [(param, dim, idxs, param.detach().index_select(dim, idxs).clone(),
+                  None if param.grad is None else param.grad.index_select(dim, idxs).clone())
+                 for _, params in self._slices for param, dim, idxs, _ in params]
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        stats = [{k: v.clone() for k, v in m.named_buffers(recurse=False) if v is not None} for m in norms]
+        try:
+            with torch.no_grad():
+                for param, dim, idxs, _, _ in saved:
+                    param.index_fill_(dim, idxs, 0.0)
+            yield
+        finally:
+            with torch.no_grad():
+                for param, dim, idxs, value, grad in saved:
+                    param.index_copy_(dim, idxs, value)
+                    if param.grad is not None:
+                        if grad is None:
+                            param.grad.index_fill_(dim, idxs, 0.0)
+                        else:
+                            param.grad.index_copy_(dim, idxs, grad)
+                for m, buffers in zip(norms, stats, strict=True):
+                    for k, v in buffers.items():
+                        getattr(m, k).copy_(v)
+
     # ---- is it working? --------------------------------------------------------------------------------
     @torch.no_grad()
     def stats(self) -> dict[str, float]:
         """Group norms of the channels meant to go relative to their layer's kept channels (see the class)."""
         graph = self.graph
         norms = graph.scores("l2")
-        going = {k: np.asarray(v) for k, v in self.selected.items()} if self.method == "group" else (
+        going = {k: np.asarray(v) for k, v in self.selected.items()} if self._pruner is None else (
             self.plan_removed())
         rel_go: list[float] = []
         rel_keep: list[float] = []

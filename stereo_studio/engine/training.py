@@ -579,30 +579,28 @@ def _train_step(run: _Run, step: int, batch: dict) -> Iterator[Progress]:
             yield Progress(step=step, total=cfg.steps, kind="log", message="teacher forward")
     with _autocast(device, bf16):
         disp, feat_loss = run.model(left, right, t_feats)
-    disp = disp.float()
     if run.ticker.due():  # slow steps (the teacher at large crops) stay cancellable
         yield Progress(step=step, total=cfg.steps, kind="log", message="student forward")
-    parts: dict[str, torch.Tensor] = {}
-    if cfg.w_teacher > 0:
-        parts["loss_teacher"] = teacher_loss(disp, t_disp, t_mask)
-    gt = batch.get("disparity")
-    if cfg.w_gt > 0 and gt is not None:
-        parts["loss_gt"] = gt_loss(disp, gt.to(device), _opt_to(batch.get("valid"), device), run.max_disp)
-    if feat_loss is not None:
-        parts["loss_feat"] = feat_loss.float()
-    weights = {"loss_teacher": cfg.w_teacher, "loss_gt": cfg.w_gt, "loss_feat": cfg.w_feat}
-    loss = sum((weights[k] * v for k, v in parts.items()), start=disp.sum() * 0.0)
+    loss, parts = _losses(run, batch, disp, feat_loss, t_disp, t_mask)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    strength = sparsity_strength(step, cfg) if sparsity is not None else 0.0
+    if strength > 0 and sparsity.method == "slimmable":  # the same batch through the pruned network
+        with sparsity.masked():
+            with _autocast(device, bf16):
+                disp_pruned, feat_pruned = run.model(left, right, t_feats)
+            loss_pruned, _ = _losses(run, batch, disp_pruned, feat_pruned, t_disp, t_mask)
+            (strength * loss_pruned).backward()
+        parts["loss_pruned"] = loss_pruned.detach()
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(run.trainee.parameters(), cfg.grad_clip)
-    strength = sparsity_strength(step, cfg) if sparsity is not None else 0.0
     if strength > 0:
         sparsity.regularize()
     values = torch.stack([loss.detach(), *[v.detach() for v in parts.values()]])
     reported = ddp.all_reduce_mean(values, run.info)
     loss_value = float(reported[0])
-    if not math.isfinite(loss_value):
+    if not bool(torch.isfinite(reported).all()):
+        loss_value = next(float(v) for v in reported.tolist() if not math.isfinite(v))
         where = run.last_ckpt or "none (no checkpoint was written yet)"
         message = f"loss became {loss_value} at step {step + 1}; last good checkpoint: {where}"
         if run.info.is_main:
@@ -612,6 +610,26 @@ def _train_step(run: _Run, step: int, batch: dict) -> Iterator[Progress]:
     if strength > 0:
         sparsity.after_step(lr, strength)
     return lr, loss_value, {k: float(v) for k, v in zip(parts, reported[1:].tolist(), strict=True)}
+
+
+def _losses(run: _Run, batch: dict, disp: torch.Tensor, feat_loss: torch.Tensor | None,
+            t_disp: torch.Tensor | None, t_mask: torch.Tensor | None
+            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The weighted training loss of the student's output `disp` and its parts (teacher, ground truth,
+    features)."""
+    cfg = run.cfg
+    disp = disp.float()
+    parts: dict[str, torch.Tensor] = {}
+    if cfg.w_teacher > 0:
+        parts["loss_teacher"] = teacher_loss(disp, t_disp, t_mask)
+    gt = batch.get("disparity")
+    if cfg.w_gt > 0 and gt is not None:
+        parts["loss_gt"] = gt_loss(disp, gt.to(run.device), _opt_to(batch.get("valid"), run.device),
+                                   run.max_disp)
+    if feat_loss is not None:
+        parts["loss_feat"] = feat_loss.float()
+    weights = {"loss_teacher": cfg.w_teacher, "loss_gt": cfg.w_gt, "loss_feat": cfg.w_feat}
+    return sum((weights[k] * v for k, v in parts.items()), start=disp.sum() * 0.0), parts
 
 
 def _log_metrics(run: _Run, step: int, window: dict[str, list[float]],
@@ -659,7 +677,8 @@ def _save_final_model(run: _Run, last_val: dict[str, float], *, start_step: int,
             "run": str(run.run_dir), **{k: v for k, v in last_val.items()}}
     if sparsity is not None:
         meta["prune_ready"] = {"method": cfg.sparsity_method, "reg": cfg.sparsity_reg,
-                               "target_ratio": cfg.target_ratio, **sparsity.stats()}
+                               "target_ratio": cfg.target_ratio, "start": cfg.sparsity_start,
+                               **sparsity.stats()}
     save_model(run.student.eval(), model_dir, meta)
     summary = {"model": str(model_dir), "steps": cfg.steps, "resumed_from": start_step,
                "train_time_s": round(time.monotonic() - t_start, 2), "it_s": rate,

@@ -211,6 +211,8 @@ class DistillPanel(QWidget):
         self.sparsity_method.setCurrentText(TrainConfig.sparsity_method)
         self.sparsity_method.setToolTip(
             "group: shrink the groups a plan at the target would remove (re-chosen every 100 steps); "
+            "slimmable: the same, plus a second pass each step through the network with them removed, so "
+            "it works both whole and pruned (a step costs one more forward and backward); "
             "groupnorm: group lasso on every group; bn: L1 on BatchNorm scales (network slimming)"
         )
         pf = QFormLayout(self.prune_ready)

@@ -179,3 +179,59 @@ def test_distill_cli_options_reach_the_config() -> None:
     plain = config_from_args(build_parser().parse_args(["distill", "--teacher", "t", "--out", "x"]), "t")
     assert not plain.prune_ready
     assert np.isfinite(plain.sparsity_reg)
+
+
+def test_slimmable_pass_is_the_pruned_network_and_leaves_no_trace(student: torch.nn.Module) -> None:
+    """`masked()` runs exactly the network `prune_model` makes at the target ratio; on exit the weights, the
+    removed slices' gradients and every BatchNorm's running statistics are as before."""
+    import copy
+
+    from stereo_studio.engine.pruning import prune_model
+
+    with torch.no_grad():
+        for m in student.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+                m.bias.uniform_(-0.5, 0.5)
+    reg = PruneReadyRegularizer(student, reg=1.0, target_ratio=0.5, method="slimmable")
+    reg.update()
+    x = torch.rand(1, 3, 32, 64), torch.rand(1, 3, 32, 64)
+    pruned = prune_model(copy.deepcopy(student).eval(), 0.5, criterion="l2", round_to=8).eval()
+    student.eval()
+    with torch.no_grad():
+        whole, small = student(*x), pruned(*x)
+        with reg.masked():
+            masked = student(*x)
+    assert (whole - small).abs().max() > 0.1  # pruning changes the output ...
+    torch.testing.assert_close(masked, small, atol=1e-4, rtol=1e-4)  # ... and the masked pass is that network
+    student.train()
+    student(*x).mean().backward()
+    weights = {n: p.detach().clone() for n, p in student.named_parameters()}
+    grads = {n: p.grad.clone() for n, p in student.named_parameters()}
+    buffers = {n: b.clone() for n, b in student.named_buffers()}
+    with reg.masked():
+        student(*x).pow(2).mean().backward()  # train mode: BN statistics would move
+    now = dict(student.named_parameters())
+    assert all(torch.equal(now[n], w) for n, w in weights.items())
+    assert all(torch.equal(b, buffers[n]) for n, b in student.named_buffers())
+    for _, params in reg._slices:
+        for param, dim, idxs, _ in params:
+            name = next(n for n, p in now.items() if p is param)
+            assert torch.equal(param.grad.index_select(dim, idxs), grads[name].index_select(dim, idxs))
+    assert any(not torch.equal(p.grad, grads[n]) for n, p in now.items())  # the kept channels did learn
+
+
+def test_slimmable_training_logs_the_pruned_loss() -> None:
+    from stereo_studio.cli.distill_cmd import SPARSITY_METHOD_CHOICES
+
+    assert SPARSITY_METHOD_CHOICES == losses.SPARSITY_METHODS
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        events, model_dir = _run(train(tiny(sparsity_method="slimmable", steps=3),
+                                       Path(d) / "slim"))
+        steps = [e.metrics for e in events if e.kind == "step"]
+        assert len(steps) == 3 and all(np.isfinite(m["loss_pruned"]) and m["loss_pruned"] > 0 for m in steps)
+        meta = json.loads((model_dir / "config.json").read_text())["meta"]
+        assert meta["prune_ready"]["method"] == "slimmable"

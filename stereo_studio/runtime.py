@@ -44,6 +44,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,8 @@ BUSY_LOAD = 0.5  # a probe started above this load average per CPU is provisiona
 TOLERANCE = 0.02  # candidates within 2 % of the fastest are equally fast: the preference order decides
 RUNOFF = 0.15  # first-round candidates within 15 % of the fastest are timed again, longer, one at a time
 RUNOFF_FINALISTS = 2
+TIMING_KEYS = ("median_ms", "p10_ms", "p90_ms")
+RUNOFF_ROUNDS = 2  # fresh processes of identical settings differ by up to 1.5x: each finalist gets two
 
 # The environment as this process found it (this module is imported first by `import stereo_studio`):
 # values the package sets itself later are not mistaken for the user's.
@@ -492,20 +495,27 @@ def _runoff(candidates: list[dict[str, Any]], args: dict[str, Any], run: ProbeRu
     """The first round is short and alternates precisions call by call; a 2-thread row measured there was
     8 % slower than in `bench` while a 1-thread row was 8 % faster, and the choice ran 1.25x slower than the
     fastest (stop 16). So the `RUNOFF_FINALISTS` fastest candidates within `RUNOFF` of the best are timed
-    again, each alone in a fresh process (`args["budget_s"]`: a quarter of the probe's budget), and the choice
-    is made among those."""
+    again, each alone in `RUNOFF_ROUNDS` fresh processes (`args["budget_s"]` each: a quarter of the probe's
+    budget; the median of their medians), and the choice is made among those."""
     timed = sorted((c for c in candidates if c.get("median_ms")), key=lambda c: c["median_ms"])
     if len(timed) < 2:
         return []
     finalists = [c for c in timed if c["median_ms"] <= timed[0]["median_ms"] * (1.0 + RUNOFF)]
     if len(finalists) < 2:
         return []
+    per_finalist: list[list[dict[str, Any]]] = [[] for _ in finalists[:RUNOFF_FINALISTS]]
+    for _ in range(RUNOFF_ROUNDS):  # alternate: drift of the machine hits every finalist alike
+        for c, got in zip(finalists, per_finalist, strict=False):
+            res = run(c["wait_policy"], {**args, "precisions": [c["precision"]], "threads": [c["threads"]],
+                                         "timeout_s": timeout_s})
+            got += [r for r in res.get("results", [])
+                    if r["precision"] == c["precision"] and r["threads"] == c["threads"]]
     out = []
-    for c in finalists[:RUNOFF_FINALISTS]:
-        res = run(c["wait_policy"], {**args, "precisions": [c["precision"]], "threads": [c["threads"]],
-                                     "timeout_s": timeout_s})
-        out += [{**r, "wait_policy": c["wait_policy"]} for r in res.get("results", [])
-                if r["precision"] == c["precision"] and r["threads"] == c["threads"]]
+    for c, got in zip(finalists, per_finalist, strict=False):
+        if got:
+            out.append({"precision": c["precision"], "threads": c["threads"], "wait_policy": c["wait_policy"],
+                        **{k: statistics.median(r[k] for r in got) for k in TIMING_KEYS},
+                        "runs": sum(int(r.get("runs", 0)) for r in got), "processes": len(got)})
     return out
 
 

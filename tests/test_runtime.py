@@ -83,9 +83,9 @@ def test_close_first_round_goes_to_a_runoff(cache):
 
     entry = runtime.probe(policies=["ACTIVE", "PASSIVE"], threads=[1, 2], runner=run, budget_s=8.0)
     runoff = [(policy, a["precisions"], a["threads"], a["budget_s"]) for policy, a in calls[2:]]
-    assert runoff == [("ACTIVE", ["bf16"], [2], 2.0), ("PASSIVE", ["bf16"], [1], 2.0)]
+    assert runoff == [("ACTIVE", ["bf16"], [2], 2.0), ("PASSIVE", ["bf16"], [1], 2.0)] * runtime.RUNOFF_ROUNDS
     assert (entry["choice"]["threads"], entry["choice"]["median_ms"]) == (2, 10.7)
-    assert [r["median_ms"] for r in entry["runoff"]] == [10.7, 13.38]
+    assert [(r["median_ms"], r["processes"]) for r in entry["runoff"]] == [(10.7, 2), (13.38, 2)]
     # nothing close to the fastest: no run-off
     calls.clear()
     runtime.probe(policies=["ACTIVE"], precisions=["fp32"], threads=[1, 2], budget_s=8.0,
@@ -162,7 +162,8 @@ def test_provisional_entry_is_measured_again_when_quiet(cache, monkeypatch):
     monkeypatch.setattr(runtime, "machine_busy", lambda: False)
     monkeypatch.setattr(runtime, "load_average", lambda: 0.0)
     s = runtime.ensure_settings(runner=runner, notice=lambda s: None, threads=[1], precisions=["fp32"])
-    assert (s.precision, s.wait_policy) == ("fp32", "PASSIVE") and len(runner.calls) == 4  # 2 + run-off
+    assert (s.precision, s.wait_policy) == ("fp32", "PASSIVE")
+    assert len(runner.calls) == 2 + 2 * runtime.RUNOFF_ROUNDS  # one process per policy, then the run-off
     assert runtime.load_entry()["busy"] is False
 
 

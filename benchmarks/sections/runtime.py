@@ -25,6 +25,9 @@ MODEL = "student-pruned"
 SIZE = (240, 320)
 QUICK_SIZE = (48, 64)
 GOAL = 1.2
+# Fresh processes with identical settings differ by up to 1.5x here (8.5-14 ms for the same bf16 / 2 threads /
+# ACTIVE, stop 17): one process per row and round, and the median over enough rounds to see through that.
+ROUNDS = 7
 REPO = Path(__file__).resolve().parents[2]
 _RUNTIME_ENV = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "STEREO_STUDIO_PRECISION", "GOMP_SPINCOUNT")
 
@@ -88,7 +91,7 @@ def measure(quick: bool) -> str:
     from stereo_studio import runtime
 
     size = QUICK_SIZE if quick else SIZE
-    runs, rounds = (2, 1) if quick else (30, 3)
+    runs, rounds = (2, 1) if quick else (30, ROUNDS)
     parts: list[str] = []
     if quick:
         settings = runtime.inference_settings()  # quick mode never writes the machine's cache
@@ -119,25 +122,28 @@ def measure(quick: bool) -> str:
     rows = []
     for label, _ in configs:
         if label in errors and not results[label]:
-            rows.append([label, "", "", "", "", f"failed: {errors[label]}"])
+            rows.append([label, "", "", "", "", "", f"failed: {errors[label]}"])
             continue
         ms = med(label, "latency_ms")
         first = results[label][0]
         used = f"{first['precision']}, {first['threads']}, {first.get('wait_policy')}"
         contended = any(x.get("contended") for x in results[label])
+        per_round = [x["latency_ms"] for x in results[label] if x.get("latency_ms")]
         rows.append([f"**{label}**" if label == "defaults" else label, used, num(ms, ".2f"),
                      f"{num(med(label, 'p10_ms'), '.2f')}-{num(med(label, 'p90_ms'), '.2f')}",
+                     f"{min(per_round):.2f}-{max(per_round):.2f}" if per_round else "",
                      "" if not (ms and fastest) else f"{ms / fastest:.2f}x",
                      "contended" if contended else ""])
     d = med("defaults", "latency_ms")
     parts.insert(0, (
         f"`bench --model {MODEL} --size {size[0]}x{size[1]} --no-memory --runs {runs}`: each row a fresh "
         "process, "
-        f"{rounds} interleaved round(s); median over rounds of each run's median (and of its p10 / p90). "
+        f"{rounds} interleaved round(s); median over rounds of each run's median (and of its p10 / p90); the "
+        "min-max column is the spread of one setting's process medians across rounds. "
         f"Defaults of this machine: {settings.precision}, {settings.threads} thread(s), wait policy "
         f"{settings.wait_policy or 'default'} (from {', '.join(sorted(set(settings.source.values())))})."))
     parts.append(table(["setting", "used (precision, threads, wait)", "median ms", "p10-p90 ms",
-                        "vs fastest explicit", "note"], rows))
+                        "process medians, min-max", "vs fastest explicit", "note"], rows))
     if d and fastest:
         verdict = "met" if d <= GOAL * fastest else "**not met**"
         parts.append(f"Defaults / fastest explicit setting: **{d / fastest:.2f}x** "

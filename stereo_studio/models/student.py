@@ -22,14 +22,15 @@ from stereo_studio.models.registry import MIN_MAX_DISP, register_architecture
 
 
 class StudentFeatures(nn.Module):
-    """Shared extractor: 1/2-res features (kept for refinement) and 1/4-res features."""
+    """Shared extractor: 1/2-res features (kept for refinement) and 1/4-res features; `half_block` False drops
+    the residual block at 1/2 res (thin layers at high resolution cost far more time than their MACs say)."""
 
-    def __init__(self, channels: list[int]) -> None:
+    def __init__(self, channels: list[int], half_block: bool = True) -> None:
         super().__init__()
         c2, c4 = channels
         self.norm = InputNorm()
         self.stem = conv_bn(3, c2, stride=2)
-        self.res2 = ResBlock(c2)
+        self.res2 = ResBlock(c2) if half_block else nn.Identity()
         self.down = conv_bn(c2, c4, stride=2)
         self.res4 = ResBlock(c4)
 
@@ -55,6 +56,8 @@ class StudentNet(nn.Module):
         agg_dilations: list[int] | tuple[int, ...] = (1, 2),
         low_res_channels: int = 64,
         refine_channels: int = 16,
+        half_block: bool = True,
+        refine_block: bool = True,
     ) -> None:
         super().__init__()
         if max_disp < MIN_MAX_DISP:
@@ -72,12 +75,14 @@ class StudentNet(nn.Module):
             "agg_dilations": [int(d) for d in agg_dilations],
             "low_res_channels": int(low_res_channels),
             "refine_channels": int(refine_channels),
+            "half_block": bool(half_block),
+            "refine_block": bool(refine_block),
         }
         self.max_disp = int(max_disp)
         self.disparities = math.ceil(max_disp / 4)
         self.multiple = 8 if low_res_channels > 0 else 4
         c2, c4 = feature_channels
-        self.features = StudentFeatures([c2, c4])
+        self.features = StudentFeatures([c2, c4], half_block)
         self.corr_proj = nn.Conv2d(c4, corr_channels, 1)
         self.ctx_proj = conv_bn(c4, ctx_channels, k=1)
         self.agg_in = conv_bn(self.disparities + ctx_channels, agg_channels)
@@ -91,7 +96,7 @@ class StudentNet(nn.Module):
             self.low_down = self.low_res = self.low_up = None
         self.head = nn.Conv2d(agg_channels, self.disparities, 3, padding=1)
         self.refine_in = ConvSumBN([c2, 1], refine_channels)  # conv over (1/2-res features, disparity)
-        self.refine = ResBlock(refine_channels)
+        self.refine = ResBlock(refine_channels) if refine_block else nn.Identity()
         self.refine_out = nn.Conv2d(refine_channels, 1, 3, padding=1)
 
     @classmethod

@@ -85,3 +85,25 @@ def test_bad_config_is_model_error(arch):
         build_model(default_config(arch, feature_channels=[8]))
     with pytest.raises(ModelError, match="does not fit"):
         build_model({**default_config(arch), "no_such_knob": 1})
+
+
+def test_lean_student_drops_the_half_resolution_blocks(tmp_path):
+    """half_block / refine_block False remove the 1/2-res residual blocks (fewer slow thin layers); the model
+    still prunes, saves and loads, and configs written before these keys build the full student."""
+    from stereo_studio.engine.pruning import macs_params, prune_model
+    from stereo_studio.models.storage import load_net, save_model
+
+    full = build_model(default_config("student", max_disp=32))
+    lean = build_model(default_config("student", max_disp=32, half_block=False, refine_block=False))
+    assert isinstance(lean.features.res2, torch.nn.Identity) and isinstance(lean.refine, torch.nn.Identity)
+    assert macs_params(lean, (64, 96))["macs"] < macs_params(full, (64, 96))["macs"]
+    x = torch.rand(1, 3, 64, 96)
+    assert lean.eval()(x, x).shape == (1, 1, 64, 96)
+    pruned = prune_model(lean, 0.5, criterion="l1", round_to=8).eval()
+    save_model(pruned, tmp_path / "lean")
+    again = load_net(str(tmp_path / "lean")).eval()
+    assert again.config["half_block"] is False and again.config["refine_block"] is False
+    torch.testing.assert_close(again(x, x), pruned(x, x))
+    old = {k: v for k, v in full.config.items() if k not in ("half_block", "refine_block")}
+    assert isinstance(build_model(old).features.res2, torch.nn.Module) and not isinstance(
+        build_model(old).refine, torch.nn.Identity)

@@ -61,11 +61,18 @@ def _load() -> dict[str, Any]:
     return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"protocol": _protocol(), "variants": {}}
 
 
-def _save(results: dict[str, Any]) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".tmp")
+def _save(results: dict[str, Any], path: Path = RESULTS) -> None:
+    """Atomically: a killed run never leaves a half-written results file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1) + "\n")
-    tmp.replace(RESULTS)
+    tmp.replace(path)
+
+
+def score_cells(entry: dict[str, Any]) -> list[str]:
+    """"EPE / bad-2 / bad-3" on synthetic validation and on Aloe Q, for a results row."""
+    return [" / ".join([f"{e['epe']:.2f}", f"{e['bad2']:.1f} %", f"{e['bad3']:.1f} %"])
+            for e in (entry["synthetic"], entry["aloe_q"])]
 
 
 def _protocol() -> dict[str, Any]:
@@ -157,8 +164,7 @@ def table(results: dict[str, Any], names: list[str]) -> str:
         if not entry or "aloe_q" not in entry:
             lines.append(f"| `{name}` | {desc} | pending | pending |")
             continue
-        cells = [" / ".join([f"{e['epe']:.2f}", f"{e['bad2']:.1f} %", f"{e['bad3']:.1f} %"])
-                 for e in (entry["synthetic"], entry["aloe_q"])]
+        cells = score_cells(entry)
         lines.append(f"| `{name}` | {desc} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 

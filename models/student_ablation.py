@@ -38,13 +38,6 @@ def _load() -> dict[str, Any]:
     return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"variants": {}}
 
 
-def _save(results: dict[str, Any]) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    tmp.replace(RESULTS)
-
-
 def _macs(overrides: dict[str, Any]) -> float:
     from stereo_studio.engine.pruning import macs_params
     from stereo_studio.models.registry import build_model, default_config
@@ -72,7 +65,7 @@ def run_variant(name: str) -> None:
     entry["aloe_q"] = ga._eval(f"arch-{name}", ["--data", str(ga.ALOE)])
     entry["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     results["variants"][name] = entry
-    _save(results)
+    ga._save(results, RESULTS)
     ga._log(f"{name}: synthetic {entry['synthetic']}, Aloe Q {entry['aloe_q']}")
 
 
@@ -82,17 +75,13 @@ def table() -> str:
     lines = ["| student | GMAC at 240x320 | synthetic val: EPE / bad-2 / bad-3 "
              "| Aloe Q: EPE / bad-2 / bad-3 |", "|---|---|---|---|"]
 
-    def cells(e: dict[str, Any]) -> list[str]:
-        return [" / ".join([f"{d['epe']:.2f}", f"{d['bad2']:.1f} %", f"{d['bad3']:.1f} %"])
-                for d in (e["synthetic"], e["aloe_q"])]
-
     for name in ("clutter", "clutter-seed1"):
         if "aloe_q" in base.get(name, {}):
-            s, q = cells(base[name])
+            s, q = ga.score_cells(base[name])
             lines.append(f"| v1 architecture (`{name}` of the generator ablation) | {_macs({}) / 1e9:.3f} "
                          f"| {s} | {q} |")
     for name, entry in _load()["variants"].items():
-        s, q = cells(entry)
+        s, q = ga.score_cells(entry)
         lines.append(f"| `{name}`: {entry['description']} | {entry['gmac_240x320']:.3f} | {s} | {q} |")
     return "\n".join(lines)
 

@@ -124,9 +124,9 @@ class PruneReadyRegularizer:
     - "slimmable": "group" (the same channels, the same proximal step at `reg`) plus a second forward and
       backward each step with those channels removed (`masked()`), weighted by the same ramp: the network
       learns to work both whole and pruned (slimmable networks' shared weights; the pruned pass leaves the
-      removed channels' gradients and every BatchNorm's running statistics alone, so re-estimating them after
-      pruning -- `recalibrate_bn` -- is part of the recipe). Costs one more student forward and backward
-      a step;
+      removed channels' gradients and every BatchNorm's running statistics alone: the pruned network keeps
+      the whole one's statistics, which measured better than re-estimating them). Costs one more student
+      forward and backward a step;
     - "groupnorm": Torch-Pruning's `GroupNormPruner` (the DepGraph paper's method: every group, stronger on
       its less important channels, `reg`, alpha 4);
     - "bn": Torch-Pruning's `BNScalePruner` (Network Slimming: L1 on every BN scale, `reg`).

@@ -29,6 +29,10 @@ RESULTS = ga.ROOT / "models" / "experiments" / "student-ablation" / "results.jso
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "lean": ("no residual block at 1/2 resolution (features, refinement)",
              {"half_block": False, "refine_block": False}),
+    "no-refine-block": ("no residual block in the 1/2-res refinement (the features keep theirs)",
+                        {"refine_block": False}),
+    "no-half-feature-block": ("no residual block in the 1/2-res features (the refinement keeps its)",
+                              {"half_block": False}),
     "lean-small": ("`lean`, one aggregation block and no 1/8-res branch",
                    {"half_block": False, "refine_block": False, "agg_blocks": 1, "low_res_channels": 0}),
 }
@@ -36,6 +40,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 
 def _load() -> dict[str, Any]:
     return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"variants": {}}
+
+# Replicates: (variant, training seed), to see the run-to-run noise.
+REPLICATES = {"lean-small-seed1": ("lean-small", 1)}
 
 
 def _macs(overrides: dict[str, Any]) -> float:
@@ -46,24 +53,29 @@ def _macs(overrides: dict[str, Any]) -> float:
 
 
 def run_variant(name: str) -> None:
-    results = _load()
-    if "aloe_q" in results["variants"].get(name, {}):
+    if "aloe_q" in _load()["variants"].get(name, {}):
         ga._log(f"{name}: done, skipped")
         return
-    description, overrides = VARIANTS[name]
+    variant, seed = REPLICATES.get(name, (name, 0))
+    description, overrides = VARIANTS[variant]
+    if seed:
+        description = f"`{variant}` again with training seed {seed} (run-to-run noise)"
     run = ga.ROOT / "runs" / f"ablation-arch-{name}"
     if not ((run / "summary.json").exists() and (run / "model").exists()):
         resume = ["--resume"] if (run / "checkpoints" / "last.pt").exists() else []
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-        ga._run([ga.CLI, "train", "--data", "runs/gen-clutter", *ga.TRAIN, "--model-config",
+        at = ga.TRAIN.index("--seed") + 1
+        train = [*ga.TRAIN[:at], str(seed), *ga.TRAIN[at + 1:]]
+        ga._run([ga.CLI, "train", "--data", "runs/gen-clutter", *train, "--model-config",
                  json.dumps(overrides), "--out", str(run.relative_to(ga.ROOT)), *resume], env=env, nice=True)
     summary = json.loads((run / "summary.json").read_text())
-    entry = {"description": description, "model_config": overrides,
+    entry = {"description": description, "model_config": overrides, "train_seed": seed,
              "gmac_240x320": round(_macs(overrides) / 1e9, 3), "train_time_s": summary.get("train_time_s"),
              "it_s": summary.get("it_s")}
     entry["synthetic"] = ga._eval(f"arch-{name}", ga.SYNTH_VAL)
     entry["aloe_q"] = ga._eval(f"arch-{name}", ["--data", str(ga.ALOE)])
     entry["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    results = _load()  # read again just before writing: variants may run in parallel processes
     results["variants"][name] = entry
     ga._save(results, RESULTS)
     ga._log(f"{name}: synthetic {entry['synthetic']}, Aloe Q {entry['aloe_q']}")
@@ -88,14 +100,14 @@ def table() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", help=f"variants (default: {' '.join(VARIANTS)})")
+    parser.add_argument("names", nargs="*", help=f"variants (default: {' '.join([*VARIANTS, *REPLICATES])})")
     parser.add_argument("--table", action="store_true", help="print the markdown table, exit")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ga.ROOT))
     if args.table:
         print(table())
         return 0
-    for name in args.names or list(VARIANTS):
+    for name in args.names or [*VARIANTS, *REPLICATES]:
         run_variant(name)
     return 0
 

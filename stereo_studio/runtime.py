@@ -473,8 +473,7 @@ def probe(
         runoff = _runoff(candidates, {**args, "budget_s": max(per_candidate, budget_s / 4)}, run, timeout_s)
     choice = choose(runoff or candidates)
     return {
-        "choice": {k: choice[k] for k in ("precision", "threads", "wait_policy", "median_ms", "p10_ms",
-                                          "p90_ms")},
+        "choice": {k: choice[k] for k in ("precision", "threads", "wait_policy", *TIMING_KEYS)},
         "runoff": runoff,
         "candidates": candidates,
         "probe": {"model": info.get("model"), "size": list(size), "bf16_native": info.get("bf16_native"),
@@ -498,20 +497,19 @@ def _runoff(candidates: list[dict[str, Any]], args: dict[str, Any], run: ProbeRu
     again, each alone in `RUNOFF_ROUNDS` fresh processes (`args["budget_s"]` each: a quarter of the probe's
     budget; the median of their medians), and the choice is made among those."""
     timed = sorted((c for c in candidates if c.get("median_ms")), key=lambda c: c["median_ms"])
-    if len(timed) < 2:
-        return []
     finalists = [c for c in timed if c["median_ms"] <= timed[0]["median_ms"] * (1.0 + RUNOFF)]
+    finalists = finalists[:RUNOFF_FINALISTS]
     if len(finalists) < 2:
         return []
-    per_finalist: list[list[dict[str, Any]]] = [[] for _ in finalists[:RUNOFF_FINALISTS]]
+    per_finalist: list[list[dict[str, Any]]] = [[] for _ in finalists]
     for _ in range(RUNOFF_ROUNDS):  # alternate: drift of the machine hits every finalist alike
-        for c, got in zip(finalists, per_finalist, strict=False):
+        for c, got in zip(finalists, per_finalist, strict=True):
             res = run(c["wait_policy"], {**args, "precisions": [c["precision"]], "threads": [c["threads"]],
                                          "timeout_s": timeout_s})
             got += [r for r in res.get("results", [])
                     if r["precision"] == c["precision"] and r["threads"] == c["threads"]]
     out = []
-    for c, got in zip(finalists, per_finalist, strict=False):
+    for c, got in zip(finalists, per_finalist, strict=True):
         if got:
             out.append({"precision": c["precision"], "threads": c["threads"], "wait_policy": c["wait_policy"],
                         **{k: statistics.median(r[k] for r in got) for k in TIMING_KEYS},

@@ -29,6 +29,46 @@ LIMITS = {
 }
 
 
+RECIPE_STAGES = {"teacher": "teacher", "student": "student", "student-scratch": "scratch",
+                 "student-pruned": "pruned"}
+
+
+def _wall_hours(training: dict[str, Any]) -> float:
+    """Training wall time in hours, over every work session (`models/ship.py`), else the last one's."""
+    seconds = training.get("wall_time_s", training.get("summary", {}).get("train_time_s", 0.0))
+    return seconds / 3600
+
+
+def _recipe_lines(name: str, training: dict[str, Any]) -> list[str]:
+    """The card's training recipe: budget, data, losses, prune-ready settings and the validation curve."""
+    summary, cfg = training.get("summary", {}), training.get("config", {})
+    crop = "x".join(map(str, cfg.get("crop", []))) or "?"
+    text = (f"Command: `bash models/recipe.sh {RECIPE_STAGES.get(name, name)}` (the exact recipe, resumable; "
+            f"`models/README.md`). Steps {summary.get('steps', '?')}, batch {cfg.get('batch_size', '?')} of "
+            f"{crop} crops, lr {cfg.get('lr', '?')} ({cfg.get('schedule', '?')}), "
+            f"{cfg.get('precision', '?')}, {cfg.get('threads', '?')} threads, "
+            f"data {', '.join(cfg.get('data', [])) or '?'}")
+    if cfg.get("teacher"):
+        text += (f", teacher {cfg['teacher']}, loss weights teacher {cfg.get('w_teacher')} / ground truth "
+                 f"{cfg.get('w_gt')}")
+    else:
+        text += ", ground truth only"
+    if cfg.get("prune_ready"):
+        text += (f", prune-ready ({cfg.get('sparsity_method')}, reg {cfg.get('sparsity_reg')}, target "
+                 f"{cfg.get('target_ratio')} of the MACs)")
+    if cfg.get("init_from"):
+        text += f", started from `{cfg['init_from']}`"
+    lines = [text + f"; wall time {_wall_hours(training):.1f} h on 2 shared CPU cores."]
+    curve = training.get("validation", [])
+    if curve:
+        where = cfg.get("val_data") or "held-out pairs"
+        points = ", ".join(f"{v['step']}: {v['val_epe']:.2f}" for v in curve if v["step"] % 1000 == 0
+                           or v is curve[-1])
+        lines += ["", f"Validation curve on `{where}` (EPE by step; watched, never trained on, never used to "
+                  f"pick a checkpoint: the final step ships): {points}."]
+    return lines
+
+
 def cli(*args: str) -> dict[str, Any]:
     """Run `stereo-studio ARGS --json` and return its JSON object (raises with stderr on failure)."""
     cmd = [sys.executable, "-m", "stereo_studio", *args, "--json"]
@@ -57,8 +97,6 @@ def card(name: str) -> str:
     for data, r in results.items():
         rows.append(f"| {data} | {r['epe']:.3f} | {r['bad1']:.1f} | {r['bad2']:.1f} | {r['bad3']:.1f} | "
                     f"{r['d1']:.1f} | {r['ms_per_pair']:.1f} |")
-    summary = training.get("summary", {})
-    run_cfg = training.get("config", {})
     lines = [
         f"# Model card: `{name}`",
         "",
@@ -69,9 +107,10 @@ def card(name: str) -> str:
         f"## Cost (`stereo-studio bench --model {name} --size 240x320 --json`)",
         "",
         f"params {bench['params']:,}; MACs {bench['macs'] / 1e9:.3f} G at 240x320; latency median "
-        f"{bench['latency_ms']:.1f} ms (p90 {bench.get('p90_ms', float('nan')):.1f} ms, "
-        f"{bench.get('threads', '?')} threads, fp32) on this project's 2-core CPU, "
-        f"measured {dt.date.today()}.",
+        f"{bench['latency_ms']:.1f} ms (p90 {bench.get('p90_ms', float('nan')):.1f} ms; this machine's "
+        f"defaults: {bench.get('precision', '?')}, {bench.get('threads', '?')} threads, OMP_WAIT_POLICY "
+        f"{bench.get('wait_policy', 'default')}) on this project's 2-core CPU, measured {dt.date.today()}. "
+        "Latency varies by 10-30 % between processes on this VM: `BENCHMARKS.md` compares models in one run.",
         "",
         "## Accuracy",
         "",
@@ -83,14 +122,7 @@ def card(name: str) -> str:
         "",
         "## Training recipe",
         "",
-        f"Command: see `models/README.md` (section `{name}`). Steps {summary.get('steps', '?')}, "
-        f"batch {run_cfg.get('batch_size', '?')} of {run_cfg.get('crop', '?')} crops, "
-        f"lr {run_cfg.get('lr', '?')} "
-        f"({run_cfg.get('schedule', '?')}), data {run_cfg.get('data', '?')}, "
-        f"teacher {run_cfg.get('teacher')}, "
-        f"loss weights teacher {run_cfg.get('w_teacher')} / ground truth {run_cfg.get('w_gt')}; "
-        f"wall time {summary.get('train_time_s', 0) / 60:.1f} min on 2 shared CPU cores"
-        + (f", started from `{run_cfg['init_from']}`" if run_cfg.get("init_from") else "") + ".",
+        *_recipe_lines(name, training),
         "",
         "## Architecture config",
         "",
@@ -105,7 +137,8 @@ def card(name: str) -> str:
         " truth); accuracy on real scenes is what the Middlebury rows above show.",
         f"- Disparities above {config['max_disp']} px cannot be predicted (Aloe H reaches 105 px, so its"
         " near surfaces are out of range at that size).",
-        "- Short CPU training budget (minutes, not days): edges are soft and thin structures are often lost.",
+        f"- CPU training budget ({_wall_hours(training):.1f} h on 2 cores, not GPU-days): edges are soft and"
+        " thin structures are often lost.",
     ]
     return "\n".join(lines) + "\n"
 

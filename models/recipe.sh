@@ -71,17 +71,15 @@ if want pruned && ! done_run $ck/student-pruned; then
         --lr 2e-4 --threads 2 --precision fp32 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500 \
         --ckpt-interval 100 --out $ck/student-pruned $(resume_flag $ck/student-pruned)
 fi
-# Ship: model folders (config.json + model.safetensors) plus the run's config and summary as training.json,
-# into the package (stereo_studio/models/bundled/<name>/).
+# Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
+# wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
 if want ship; then
     for name in teacher student-scratch student student-pruned; do
         done_run $ck/$name || { echo "$name is not finished" >&2; exit 1; }
     done
     for name in teacher student-scratch student student-pruned; do
-        dest="stereo_studio/models/bundled/$name"  # package data: the wheel carries the bundled models
-        mkdir -p "$dest"
-        cp "$ck/$name/model/config.json" "$ck/$name/model/model.safetensors" "$dest/"
-        .venv/bin/python -c "import json,sys; r='$ck/$name'; json.dump({'config': json.load(open(r+'/config.json')), 'summary': json.load(open(r+'/summary.json'))}, open('$dest/training.json','w'), indent=1)"
+        # package data: the wheel carries the bundled models
+        .venv/bin/python models/ship.py $ck/$name stereo_studio/models/bundled/$name
     done
 fi
 want cards && .venv/bin/python -m benchmarks.model_cards

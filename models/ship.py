@@ -1,0 +1,56 @@
+"""Ship a finished training run as a bundled model: `python models/ship.py RUN_DIR DEST_DIR`.
+
+Copies `RUN_DIR/model/{config.json,model.safetensors}` into `DEST_DIR` and writes `DEST_DIR/training.json`:
+the run's config and summary, its validation curve (step, EPE, bad-2, bad-3) and its wall time summed over
+every work session that trained it (`summary.train_time_s` covers the last session only).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def run_history(metrics_file: Path) -> tuple[list[dict[str, Any]], float]:
+    """(validation records, total wall seconds) from a run's metrics.jsonl. Step records carry the seconds
+    since their session started: a session ends where that clock goes back."""
+    validation: list[dict[str, Any]] = []
+    total, last = 0.0, 0.0
+    for line in metrics_file.read_text().splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        if record.get("kind") == "validation":
+            keys = ("step", "val_epe", "val_bad2", "val_bad3")
+            validation.append({k: record[k] for k in keys if k in record})
+        elif record.get("kind") == "step" and "time_s" in record:
+            if record["time_s"] < last:
+                total += last
+            last = record["time_s"]
+    return validation, total + last
+
+
+def ship(run_dir: Path, dest: Path) -> None:
+    model = run_dir / "model"
+    missing = [p for p in (model / "config.json", model / "model.safetensors", run_dir / "summary.json")
+               if not p.exists()]
+    if missing:
+        raise SystemExit(f"{run_dir} is not a finished run: missing {', '.join(map(str, missing))}")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy2(model / name, dest / name)
+    validation, wall_s = run_history(run_dir / "metrics.jsonl")
+    training = {"config": json.loads((run_dir / "config.json").read_text()),
+                "summary": json.loads((run_dir / "summary.json").read_text()),
+                "validation": validation, "wall_time_s": round(wall_s, 1)}
+    (dest / "training.json").write_text(json.dumps(training, indent=1) + "\n")
+    print(f"shipped {run_dir} -> {dest} ({wall_s / 3600:.2f} h of training)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    ship(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -110,14 +110,23 @@ def trade_off_plot(points: dict[str, tuple[float, float]], path: Path,
     plot.showGrid(x=True, y=True, alpha=0.3)
     colours = {"teacher": "#d62728", "student": "#1f77b4", "student-scratch": "#7f7f7f",
                "student-pruned": "#2ca02c", "sgbm": "#ff7f0e"}
+    xs, ys = [p[0] for p in points.values()], [p[1] for p in points.values()]
+    placed: list[tuple[float, float, float, float]] = []  # label boxes in data units (x0, x1, y0, y1)
+    char_w, line_h = max(xs) * 1.65 * 7.5 / 900, (max(ys) - min(ys) + 0.1) * 1.4 * 22 / 560
     for name, (ms, epe) in points.items():
         brush = pg.mkBrush(colours.get(name, "#9467bd"))
         plot.addItem(pg.ScatterPlotItem([ms], [epe], size=14, brush=brush, pen=pg.mkPen("k")))
-        label = pg.TextItem(f"{name}  ({ms:.0f} ms, {epe:.2f} px)", color="k", anchor=(0, 1.1))
+        text = f"{name}  ({ms:.0f} ms, {epe:.2f} px)"
+        above = (ms, ms + len(text) * char_w, epe, epe + line_h)
+        below = (ms, ms + len(text) * char_w, epe - line_h, epe)
+        clash = any(a[0] < above[1] and above[0] < a[1] and a[2] < above[3] and above[2] < a[3]
+                    for a in placed)
+        box, anchor = (below, (0, -0.1)) if clash else (above, (0, 1.1))  # below a neighbour's label
+        placed.append(box)
+        label = pg.TextItem(text, color="k", anchor=anchor)
         label.setFont(font)
         label.setPos(ms, epe)
         plot.addItem(label)
-    xs, ys = [p[0] for p in points.values()], [p[1] for p in points.values()]
     plot.setXRange(0, max(xs) * 1.65, padding=0)
     plot.setYRange(min(ys) - 0.15 * (max(ys) - min(ys) + 0.1), max(ys) + 0.25 * (max(ys) - min(ys) + 0.1),
                    padding=0)

@@ -3,6 +3,7 @@
 #   bash models/recipe.sh [STAGE...]
 #   stages: data teacher data-clutter scratch student pruned ship cards   (default: all, in this order)
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
+#           student-plain (experiment: the distilled student without prune-ready training)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
 # with optimiser, schedule, data position and RNG), committed to the repository, so that a later work session,
 # on another machine too, continues it with the same command: a stage resumes when its checkpoint is there and
@@ -55,6 +56,14 @@ if want student && ! done_run $ck/student; then
     $ss distill --teacher $ck/teacher/model --data runs/synth-clutter --teacher-cache runs/teacher-cache \
         --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable --sparsity-reg 1 --target-ratio 0.75 \
         "${student[@]}" --out $ck/student $(resume_flag $ck/student)
+fi
+# Experiment (not shipped): the same distilled student without prune-ready training, to measure distillation
+# itself against student-scratch (the prune-ready one trains at a quarter of its width from step ~2,500).
+if want student-plain && ! done_run $ck/student-plain; then
+    gen_clutter
+    done_run $ck/teacher || { echo "the teacher is not finished: bash models/recipe.sh teacher" >&2; exit 1; }
+    $ss distill --teacher $ck/teacher/model --data runs/synth-clutter --teacher-cache runs/teacher-cache \
+        --w-teacher 1 --w-gt 1 "${student[@]}" --out $ck/student-plain $(resume_flag $ck/student-plain)
 fi
 # Pruned student: the sweep that chooses the ratio (models/README.md), pruning at PRUNE_RATIO (fraction of the
 # MACs, global L1 ranking, widths multiple of 8; default: the prune-ready target), then a distillation that

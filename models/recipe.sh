@@ -103,8 +103,5 @@ if want prune-ready; then
         --threads 1 --batch-size 4 --crop 192x320 --lr 1e-3 --val-interval 250 --val-pairs 8 --ckpt-interval 100 \
         --max-disp 64 --seed 0 --prune-ready --sparsity-reg "$reg" --target-ratio 0.5 --sparsity-method "$method" \
         --out $run $(resume_flag $run)
-    dest=models/experiments/prune-ready/$name
-    mkdir -p "$dest"
-    cp $run/model/config.json $run/model/model.safetensors "$dest/"
-    .venv/bin/python -c "import json; r='$run'; json.dump({'config': json.load(open(r+'/config.json')), 'summary': json.load(open(r+'/summary.json'))}, open('$dest/training.json','w'), indent=1)"
+    .venv/bin/python models/ship.py $run models/experiments/prune-ready/$name
 fi

@@ -29,21 +29,37 @@ LIMITS = {
 }
 
 
-RECIPE_STAGES = {"teacher": "teacher", "student": "student", "student-scratch": "scratch",
-                 "student-pruned": "pruned"}
+# models/recipe.sh stage of each run folder under models/checkpoints/
+RUN_STAGES = {"teacher": "teacher", "teacher-clutter": "teacher-clutter", "student": "student",
+              "student-scratch": "scratch", "student-pruned": "pruned"}
+
+
+def _stage(run_model: str | None, fallback: str) -> str:
+    """The recipe stage that trained `<run>/model`."""
+    return RUN_STAGES.get(Path(run_model).parent.name, fallback) if run_model else fallback
 
 
 def _wall_hours(training: dict[str, Any]) -> float:
-    """Training wall time in hours, over every work session (`models/ship.py`), else the last one's."""
+    """Training wall time in hours, over every work session (`models/ship.py`), else the last one's, plus
+    the run a fine-tune started from."""
     seconds = training.get("wall_time_s", training.get("summary", {}).get("train_time_s", 0.0))
-    return seconds / 3600
+    return (seconds + training.get("base", {}).get("wall_time_s", 0.0)) / 3600
+
+
+def _curve(points: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{v['step']}: {v['val_epe']:.2f}" for v in points if v["step"] % 1000 == 0
+                     or v is points[-1])
 
 
 def _recipe_lines(name: str, training: dict[str, Any]) -> list[str]:
     """The card's training recipe: budget, data, losses, prune-ready settings and the validation curve."""
     summary, cfg = training.get("summary", {}), training.get("config", {})
     crop = "x".join(map(str, cfg.get("crop", []))) or "?"
-    text = (f"Command: `bash models/recipe.sh {RECIPE_STAGES.get(name, name)}` (the exact recipe, resumable; "
+    base = training.get("base")
+    stages = _stage(summary.get("model"), name)
+    if base:
+        stages = f"{_stage(base['run'] + '/model', '?')} {stages}"
+    text = (f"Command: `bash models/recipe.sh {stages}` (the exact recipe, resumable; "
             f"`models/README.md`). Steps {summary.get('steps', '?')}, batch {cfg.get('batch_size', '?')} of "
             f"{crop} crops, lr {cfg.get('lr', '?')} ({cfg.get('schedule', '?')}), "
             f"{cfg.get('precision', '?')}, {cfg.get('threads', '?')} threads, "
@@ -56,16 +72,20 @@ def _recipe_lines(name: str, training: dict[str, Any]) -> list[str]:
     if cfg.get("prune_ready"):
         text += (f", prune-ready ({cfg.get('sparsity_method')}, reg {cfg.get('sparsity_reg')}, target "
                  f"{cfg.get('target_ratio')} of the MACs)")
-    if cfg.get("init_from"):
+    if base:
+        text += (f", fine-tuned from the finished run `{base['run']}` ({base['steps']} steps, "
+                 f"{base['wall_time_s'] / 3600:.1f} h)")
+    elif cfg.get("init_from"):
         text += f", started from `{cfg['init_from']}`"
-    lines = [text + f"; wall time {_wall_hours(training):.1f} h on 2 shared CPU cores."]
+    lines = [text + f"; wall time {_wall_hours(training):.1f} h on 2 shared CPU cores"
+             + (" in all." if base else ".")]
     curve = training.get("validation", [])
     if curve:
         where = cfg.get("val_data") or "held-out pairs"
-        points = ", ".join(f"{v['step']}: {v['val_epe']:.2f}" for v in curve if v["step"] % 1000 == 0
-                           or v is curve[-1])
         lines += ["", f"Validation curve on `{where}` (EPE by step; watched, never trained on, never used to "
-                  f"pick a checkpoint: the final step ships): {points}."]
+                  f"pick a checkpoint: the final step ships): {_curve(curve)}."]
+        if base and base.get("validation"):
+            lines[-1] += f" The run it started from: {_curve(base['validation'])}."
     return lines
 
 

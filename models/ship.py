@@ -2,7 +2,8 @@
 
 Copies `RUN_DIR/model/{config.json,model.safetensors}` into `DEST_DIR` and writes `DEST_DIR/training.json`:
 the run's config and summary, its validation curve (step, EPE, bad-2, bad-3) and its wall time summed over
-every work session that trained it (`summary.train_time_s` covers the last session only).
+every work session that trained it (`summary.train_time_s` covers the last session only). A fine-tune whose
+`init_from` is another run's model folder also records that run (`base`: folder, steps, wall time, curve).
 """
 
 from __future__ import annotations
@@ -33,6 +34,19 @@ def run_history(metrics_file: Path) -> tuple[list[dict[str, Any]], float]:
     return validation, total + last
 
 
+def base_run(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The finished run a fine-tune started from (`init_from` = `<run>/model`), or None."""
+    init = config.get("init_from")
+    if not init:
+        return None
+    run = Path(init).parent
+    if not (run / "metrics.jsonl").exists() or not (run / "summary.json").exists():
+        return None  # a bundled name, or a model folder that is not a run's (e.g. a freshly pruned model)
+    validation, wall_s = run_history(run / "metrics.jsonl")
+    steps = json.loads((run / "summary.json").read_text()).get("steps")
+    return {"run": str(run), "steps": steps, "wall_time_s": round(wall_s, 1), "validation": validation}
+
+
 def ship(run_dir: Path, dest: Path) -> None:
     model = run_dir / "model"
     missing = [p for p in (model / "config.json", model / "model.safetensors", run_dir / "summary.json")
@@ -43,9 +57,12 @@ def ship(run_dir: Path, dest: Path) -> None:
     for name in ("config.json", "model.safetensors"):
         shutil.copy2(model / name, dest / name)
     validation, wall_s = run_history(run_dir / "metrics.jsonl")
-    training = {"config": json.loads((run_dir / "config.json").read_text()),
-                "summary": json.loads((run_dir / "summary.json").read_text()),
+    config = json.loads((run_dir / "config.json").read_text())
+    training = {"config": config, "summary": json.loads((run_dir / "summary.json").read_text()),
                 "validation": validation, "wall_time_s": round(wall_s, 1)}
+    base = base_run(config)
+    if base:
+        training["base"] = base
     (dest / "training.json").write_text(json.dumps(training, indent=1) + "\n")
     print(f"shipped {run_dir} -> {dest} ({wall_s / 3600:.2f} h of training)")
 

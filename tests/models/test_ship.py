@@ -18,11 +18,11 @@ def _ship_module():
     return module
 
 
-def _write_run(run: Path, records: list[dict]) -> None:
+def _write_run(run: Path, records: list[dict], config: dict | None = None) -> None:
     (run / "model").mkdir(parents=True)
     (run / "model" / "config.json").write_text('{"arch": "student"}')
     (run / "model" / "model.safetensors").write_bytes(b"weights")
-    (run / "config.json").write_text('{"steps": 30}')
+    (run / "config.json").write_text(json.dumps(config or {"steps": 30}))
     (run / "summary.json").write_text('{"steps": 30, "train_time_s": 5.0}')
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
 
@@ -53,3 +53,26 @@ def test_ship_refuses_an_unfinished_run(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="not a finished run"):
         _ship_module().ship(run, tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
+
+
+def test_a_fine_tune_records_the_run_it_started_from(tmp_path: Path) -> None:
+    base, tune = tmp_path / "teacher", tmp_path / "teacher-tuned"
+    _write_run(base, [{"kind": "step", "step": 10, "time_s": 100.0},
+                      {"kind": "validation", "step": 10, "val_epe": 3.0, "val_bad2": 30.0, "val_bad3": 20.0}])
+    _write_run(tune, [{"kind": "step", "step": 5, "time_s": 7.0}],
+               config={"steps": 5, "init_from": str(base / "model")})
+    _ship_module().ship(tune, tmp_path / "dest")
+    training = json.loads((tmp_path / "dest" / "training.json").read_text())
+    assert training["wall_time_s"] == pytest.approx(7.0)
+    assert training["base"]["run"] == str(base)
+    assert training["base"]["wall_time_s"] == pytest.approx(100.0)
+    assert [v["step"] for v in training["base"]["validation"]] == [10]
+
+
+def test_a_model_folder_that_is_not_a_run_has_no_base(tmp_path: Path) -> None:
+    pruned = tmp_path / "pruned-raw"
+    pruned.mkdir()
+    run = tmp_path / "recovered"
+    _write_run(run, [], config={"steps": 30, "init_from": str(pruned)})
+    _ship_module().ship(run, tmp_path / "dest")
+    assert "base" not in json.loads((tmp_path / "dest" / "training.json").read_text())

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # The exact recipe of the v2 models, with the project's own CLI. Run from the repository root:
 #   bash models/recipe.sh [STAGE...]
-#   stages: data teacher data-clutter scratch student pruned ship cards   (default: all, in this order)
-#           teacher-clutter (the v2 teacher fine-tuned on `clutter` data)
+#   stages: data teacher data-clutter teacher-clutter scratch student pruned ship cards   (default: all, in
+#           this order; teacher-clutter: the v2 teacher fine-tuned on `clutter` data, shipped as `teacher`)
+#           student-rescaled (next: prune-ready at a reg scaled to the budget, from the shipped teacher)
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
 #           student-plain (experiment: the distilled student without prune-ready training)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
 # with optimiser, schedule, data position and RNG), committed to the repository, so that a later work session,
 # on another machine too, continues it with the same command: a stage resumes when its checkpoint is there and
-# skips when its model is finished. The currently bundled (v1) models came from models/recipe-v1.sh.
+# skips when its model is finished. The bundled models come from this recipe (the v1 ones came from
+# models/recipe-v1.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ss=".venv/bin/stereo-studio"
 export OMP_WAIT_POLICY=${TRAIN_OMP_WAIT_POLICY:-PASSIVE}
-stages=("${@:-data teacher data-clutter scratch student pruned ship cards}")
+stages=("${@:-data teacher data-clutter teacher-clutter scratch student pruned ship cards}")
 stages=(${stages[*]})
 want() { [[ " ${stages[*]} " == *" $1 "* ]]; }
 ck=models/checkpoints
@@ -39,7 +41,7 @@ if want teacher && ! done_run $ck/teacher; then
         --seed 0 --out $ck/teacher $(resume_flag $ck/teacher)
 fi
 want data-clutter && gen_clutter
-# Teacher fine-tuned on `clutter` data (the generator ablation's winner, models/README.md): the v2 teacher was
+# Teacher fine-tuned on `clutter` data (shipped as `teacher`) (the generator ablation's winner, models/README.md): the v2 teacher was
 # trained on the default generator and its Aloe Q curve was flat from step 8,000; 3,000 more steps from it at
 # lr 3e-4 cosine (100 warm-up steps), same crops and batch.
 if want teacher-clutter && ! done_run $ck/teacher-clutter; then
@@ -77,6 +79,17 @@ if want student-plain && ! done_run $ck/student-plain; then
     $ss distill --teacher $ck/teacher/model --data runs/synth-clutter --teacher-cache runs/teacher-cache \
         --w-teacher 1 --w-gt 1 "${student[@]}" --out $ck/student-plain $(resume_flag $ck/student-plain)
 fi
+# Next student (started in stop 19, not shipped yet): distilled from the shipped teacher (the clutter
+# fine-tune), prune-ready with the slimmable method at a reg scaled to this budget (the proximal shrink is
+# lr x reg per step: reg 1 zeroed the channels to go by step ~2,500 of 7,000; 0.2 is issue 11's
+# 1,500-step dose spread over 7,000 steps).
+if want student-rescaled && ! done_run $ck/student-rescaled; then
+    gen_clutter
+    done_run $ck/teacher-clutter || { echo "run: bash models/recipe.sh teacher-clutter" >&2; exit 1; }
+    $ss distill --teacher $ck/teacher-clutter/model --data runs/synth-clutter --teacher-cache runs/teacher-cache \
+        --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable --sparsity-reg 0.2 --target-ratio 0.75 \
+        "${student[@]}" --out $ck/student-rescaled $(resume_flag $ck/student-rescaled)
+fi
 # Pruned student: the sweep that chooses the ratio (models/README.md), pruning at PRUNE_RATIO (fraction of the
 # MACs, global L1 ranking, widths multiple of 8; default: the prune-ready target), then a distillation that
 # recovers it.
@@ -94,13 +107,17 @@ if want pruned && ! done_run $ck/student-pruned; then
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
+# The shipped teacher is the clutter fine-tune (better than the v2 teacher on held-out synthetic: EPE 0.411
+# against 0.430); the students were distilled from the v2 teacher before it existed.
 if want ship; then
-    for name in teacher student-scratch student student-pruned; do
-        done_run $ck/$name || { echo "$name is not finished" >&2; exit 1; }
+    declare -A run_of=([teacher]=teacher-clutter [student-scratch]=student-scratch [student]=student
+                       [student-pruned]=student-pruned)
+    for name in "${!run_of[@]}"; do
+        done_run $ck/${run_of[$name]} || { echo "${run_of[$name]} is not finished" >&2; exit 1; }
     done
-    for name in teacher student-scratch student student-pruned; do
+    for name in "${!run_of[@]}"; do
         # package data: the wheel carries the bundled models
-        .venv/bin/python models/ship.py $ck/$name stereo_studio/models/bundled/$name
+        .venv/bin/python models/ship.py $ck/${run_of[$name]} stereo_studio/models/bundled/$name
     done
 fi
 want cards && .venv/bin/python -m benchmarks.model_cards

@@ -34,9 +34,9 @@ RUN_STAGES = {"teacher": "teacher", "teacher-clutter": "teacher-clutter", "stude
               "student-scratch": "scratch", "student-pruned": "pruned"}
 
 
-def _stage(run_model: str | None, fallback: str) -> str:
-    """The recipe stage that trained `<run>/model`."""
-    return RUN_STAGES.get(Path(run_model).parent.name, fallback) if run_model else fallback
+def _stage(run_dir: str | Path, fallback: str) -> str:
+    """The recipe stage that trains the run folder `run_dir`."""
+    return RUN_STAGES.get(Path(run_dir).name, fallback)
 
 
 def _wall_hours(training: dict[str, Any]) -> float:
@@ -56,9 +56,9 @@ def _recipe_lines(name: str, training: dict[str, Any]) -> list[str]:
     summary, cfg = training.get("summary", {}), training.get("config", {})
     crop = "x".join(map(str, cfg.get("crop", []))) or "?"
     base = training.get("base")
-    stages = _stage(summary.get("model"), name)
+    stages = _stage(Path(summary["model"]).parent, name) if summary.get("model") else name
     if base:
-        stages = f"{_stage(base['run'] + '/model', '?')} {stages}"
+        stages = f"{_stage(base['run'], '?')} {stages}"
     text = (f"Command: `bash models/recipe.sh {stages}` (the exact recipe, resumable; "
             f"`models/README.md`). Steps {summary.get('steps', '?')}, batch {cfg.get('batch_size', '?')} of "
             f"{crop} crops, lr {cfg.get('lr', '?')} ({cfg.get('schedule', '?')}), "

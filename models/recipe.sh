@@ -41,9 +41,9 @@ if want teacher && ! done_run $ck/teacher; then
         --seed 0 --out $ck/teacher $(resume_flag $ck/teacher)
 fi
 want data-clutter && gen_clutter
-# Teacher fine-tuned on `clutter` data (shipped as `teacher`) (the generator ablation's winner, models/README.md): the v2 teacher was
-# trained on the default generator and its Aloe Q curve was flat from step 8,000; 3,000 more steps from it at
-# lr 3e-4 cosine (100 warm-up steps), same crops and batch.
+# Teacher fine-tuned on `clutter` data, the generator ablation's winner (models/README.md), shipped as
+# `teacher`: the v2 teacher was trained on the default generator and its Aloe Q curve was flat from step
+# 8,000; 3,000 more steps from it at lr 3e-4 cosine (100 warm-up steps), same crops and batch.
 if want teacher-clutter && ! done_run $ck/teacher-clutter; then
     gen_clutter
     done_run $ck/teacher || { echo "the teacher is not finished: bash models/recipe.sh teacher" >&2; exit 1; }

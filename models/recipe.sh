@@ -4,6 +4,7 @@
 #   stages: data teacher data-clutter teacher-clutter scratch student pruned ship cards   (default: all, in
 #           this order; teacher-clutter: the v2 teacher fine-tuned on `clutter` data, shipped as `teacher`)
 #           student-rescaled (next: prune-ready at a reg scaled to the budget, from the shipped teacher)
+#           pruned-rescaled (student-rescaled pruned and recovered: student-rescaled-pruned)
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
 #           student-plain (experiment: the distilled student without prune-ready training)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
@@ -92,18 +93,30 @@ if want student-rescaled && ! done_run $ck/student-rescaled; then
 fi
 # Pruned student: the sweep that chooses the ratio (models/README.md), pruning at PRUNE_RATIO (fraction of the
 # MACs, global L1 ranking, widths multiple of 8; default: the prune-ready target), then a distillation that
-# recovers it.
+# recovers it. prune_student SOURCE OUT TEACHER (run folders under $ck).
 ratio=${PRUNE_RATIO:-0.75}
-if want pruned && ! done_run $ck/student-pruned; then
-    done_run $ck/student || { echo "the student is not finished: bash models/recipe.sh student" >&2; exit 1; }
-    $ss sweep --model $ck/student/model --ratios 0,0.25,0.5,0.625,0.75,0.85 --data synthetic \
-        --json > $ck/sweep-student.jsonl
-    [[ -f runs/student-pruned-raw/model.safetensors ]] || \
-        $ss prune --model $ck/student/model --ratio "$ratio" --criterion l1 --out runs/student-pruned-raw
-    $ss distill --teacher $ck/teacher/model --init-from runs/student-pruned-raw --data runs/synth-clutter \
+prune_student() {
+    local src=$1 out=$2 teacher=$3 raw=runs/$2-raw
+    done_run $ck/$src || { echo "$src is not finished (its recipe stage first)" >&2; exit 1; }
+    if [[ ! -f $ck/sweep-$src.jsonl ]]; then
+        $ss sweep --model $ck/$src/model --ratios 0,0.25,0.5,0.625,0.75,0.85 --data synthetic --json \
+            > $ck/sweep-$src.jsonl.tmp
+        mv $ck/sweep-$src.jsonl.tmp $ck/sweep-$src.jsonl
+    fi
+    [[ -f $raw/model.safetensors ]] || \
+        $ss prune --model $ck/$src/model --ratio "$ratio" --criterion l1 --out $raw
+    $ss distill --teacher $ck/$teacher/model --init-from $raw --data runs/synth-clutter \
         --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --steps 2000 --batch-size 6 --crop 160x288 \
         --lr 2e-4 --threads 2 --precision fp32 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500 \
-        --ckpt-interval 100 --out $ck/student-pruned $(resume_flag $ck/student-pruned)
+        --ckpt-interval 100 --out $ck/$out $(resume_flag $ck/$out)
+}
+if want pruned && ! done_run $ck/student-pruned; then
+    prune_student student student-pruned teacher
+fi
+# The same from student-rescaled, recovered with the shipped (clutter) teacher.
+if want pruned-rescaled && ! done_run $ck/student-rescaled-pruned; then
+    gen_clutter
+    prune_student student-rescaled student-rescaled-pruned teacher-clutter
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).

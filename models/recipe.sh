@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The exact recipe of the v2 models, with the project's own CLI. Run from the repository root:
 #   bash models/recipe.sh [STAGE...]
-#   stages: data teacher data-clutter teacher-clutter scratch student pruned ship cards   (default: all, in
-#           this order; teacher-clutter: the v2 teacher fine-tuned on `clutter` data, shipped as `teacher`)
-#           student-rescaled (next: prune-ready at a reg scaled to the budget, from the shipped teacher)
-#           pruned-rescaled (student-rescaled pruned and recovered: student-rescaled-pruned)
+#   stages: data teacher data-clutter teacher-clutter scratch student-rescaled pruned-rescaled ship cards
+#           (default: all, in this order; teacher-clutter: the v2 teacher fine-tuned on `clutter` data, shipped
+#           as `teacher`; student-rescaled, shipped as `student`: prune-ready at a reg scaled to the budget,
+#           from the shipped teacher; pruned-rescaled: it pruned and recovered, shipped as `student-pruned`)
+#           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
 #           student-plain (experiment: the distilled student without prune-ready training)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
@@ -16,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ss=".venv/bin/stereo-studio"
 export OMP_WAIT_POLICY=${TRAIN_OMP_WAIT_POLICY:-PASSIVE}
-stages=("${@:-data teacher data-clutter teacher-clutter scratch student pruned ship cards}")
+stages=("${@:-data teacher data-clutter teacher-clutter scratch student-rescaled pruned-rescaled ship cards}")
 stages=(${stages[*]})
 want() { [[ " ${stages[*]} " == *" $1 "* ]]; }
 ck=models/checkpoints
@@ -80,7 +81,7 @@ if want student-plain && ! done_run $ck/student-plain; then
     $ss distill --teacher $ck/teacher/model --data runs/synth-clutter --teacher-cache runs/teacher-cache \
         --w-teacher 1 --w-gt 1 "${student[@]}" --out $ck/student-plain $(resume_flag $ck/student-plain)
 fi
-# Next student (started in stop 19, not shipped yet): distilled from the shipped teacher (the clutter
+# Shipped student (`student`): distilled from the shipped teacher (the clutter
 # fine-tune), prune-ready with the slimmable method at a reg scaled to this budget (the proximal shrink is
 # lr x reg per step: reg 1 zeroed the channels to go by step ~2,500 of 7,000; 0.2 is issue 11's
 # 1,500-step dose spread over 7,000 steps).
@@ -121,10 +122,12 @@ fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
 # The shipped teacher is the clutter fine-tune (better than the v2 teacher on held-out synthetic: EPE 0.411
-# against 0.430); the students were distilled from the v2 teacher before it existed.
+# against 0.430). The shipped student is student-rescaled (distilled from that teacher; better than the
+# first v2 student on held-out synthetic, 0.748 against 0.925: the rule in models/README.md), and the shipped
+# pruned student is the same network pruned (pruned-rescaled).
 if want ship; then
-    declare -A run_of=([teacher]=teacher-clutter [student-scratch]=student-scratch [student]=student
-                       [student-pruned]=student-pruned)
+    declare -A run_of=([teacher]=teacher-clutter [student-scratch]=student-scratch [student]=student-rescaled
+                       [student-pruned]=student-rescaled-pruned)
     for name in "${!run_of[@]}"; do
         done_run $ck/${run_of[$name]} || { echo "${run_of[$name]} is not finished" >&2; exit 1; }
     done

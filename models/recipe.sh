@@ -5,6 +5,7 @@
 #           (default: all, in this order; teacher-clutter: the v2 teacher fine-tuned on `clutter` data, shipped
 #           as `teacher`; student-rescaled, shipped as `student`: prune-ready at a reg scaled to the budget,
 #           from the shipped teacher; pruned-rescaled: it pruned and recovered, shipped as `student-pruned`)
+#           student-lean (next, not shipped: the prune-ready student on the lean-small architecture)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
 #           student-plain (experiment: the distilled student without prune-ready training)
@@ -91,6 +92,17 @@ if want student-rescaled && ! done_run $ck/student-rescaled; then
     $ss distill --teacher $ck/teacher-clutter/model --data runs/synth-clutter --teacher-cache runs/teacher-cache \
         --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable --sparsity-reg 0.2 --target-ratio 0.75 \
         "${student[@]}" --out $ck/student-rescaled $(resume_flag $ck/student-rescaled)
+fi
+# Next (started in stop 20, not shipped): the same prune-ready distillation on a student designed for the
+# latency goals: `lean-small` of the student ablation (no 1/2-res residual blocks, one aggregation block, no
+# 1/8-res branch: 0.60 GMAC before pruning; models/README.md, "Student design for this CPU").
+if want student-lean && ! done_run $ck/student-lean; then
+    gen_clutter
+    done_run $ck/teacher-clutter || { echo "run: bash models/recipe.sh teacher-clutter" >&2; exit 1; }
+    $ss distill --teacher $ck/teacher-clutter/model --data runs/synth-clutter --teacher-cache runs/teacher-cache \
+        --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable --sparsity-reg 0.2 --target-ratio 0.75 \
+        --model-config '{"half_block": false, "refine_block": false, "agg_blocks": 1, "low_res_channels": 0}' \
+        "${student[@]}" --out $ck/student-lean $(resume_flag $ck/student-lean)
 fi
 # Pruned student: the sweep that chooses the ratio (models/README.md), pruning at PRUNE_RATIO (fraction of the
 # MACs, global L1 ranking, widths multiple of 8; default: the prune-ready target), then a distillation that

@@ -1,0 +1,45 @@
+"""models/recipe.sh: valid shell, and the bundled models come from the runs its `ship` stage names."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPE = ROOT / "models" / "recipe.sh"
+BUNDLED = ROOT / "stereo_studio" / "models" / "bundled"
+
+
+def _ship_map() -> dict[str, str]:
+    """The `run_of` map of the recipe's ship stage: bundled name -> run folder name."""
+    match = re.search(r"declare -A run_of=\((.*?)\)\n", RECIPE.read_text(), re.S)
+    assert match, "models/recipe.sh has no `declare -A run_of=(...)` in its ship stage"
+    return dict(re.findall(r"\[([\w-]+)\]=([\w-]+)", match.group(1)))
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_recipe_is_valid_shell() -> None:
+    result = subprocess.run(["bash", "-n", str(RECIPE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_bundled_model_comes_from_the_run_the_recipe_ships() -> None:
+    ship = _ship_map()
+    assert set(ship) == {"teacher", "student", "student-scratch", "student-pruned"}
+    for name, run in ship.items():
+        meta = json.loads((BUNDLED / name / "config.json").read_text())["meta"]
+        assert meta["run"] == f"models/checkpoints/{run}", name
+
+
+def test_the_bundled_pruned_student_is_the_bundled_student_pruned() -> None:
+    """The pruned run was initialised from the shipped student's run (its prune stage's source)."""
+    ship = _ship_map()
+    text = RECIPE.read_text()
+    calls = re.findall(r"prune_student ([\w-]+) ([\w-]+) ([\w-]+)", text)
+    sources = {out: src for src, out, _teacher in calls}
+    assert sources.get(ship["student-pruned"]) == ship["student"]

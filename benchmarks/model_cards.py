@@ -29,14 +29,16 @@ LIMITS = {
 }
 
 
-# models/recipe.sh stage of each run folder under models/checkpoints/
-RUN_STAGES = {"teacher": "teacher", "teacher-clutter": "teacher-clutter", "student": "student",
-              "student-scratch": "scratch", "student-pruned": "pruned"}
+# models/recipe.sh stages of the run folders under models/checkpoints/ named otherwise (the other folders:
+# the stage is the folder's name).
+RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
+              "student-rescaled-pruned": "pruned-rescaled"}
 
 
-def _stage(run_dir: str | Path, fallback: str) -> str:
+def _stage(run_dir: str | Path) -> str:
     """The recipe stage that trains the run folder `run_dir`."""
-    return RUN_STAGES.get(Path(run_dir).name, fallback)
+    name = Path(run_dir).name
+    return RUN_STAGES.get(name, name)
 
 
 def _wall_hours(training: dict[str, Any]) -> float:
@@ -56,9 +58,9 @@ def _recipe_lines(name: str, training: dict[str, Any]) -> list[str]:
     summary, cfg = training.get("summary", {}), training.get("config", {})
     crop = "x".join(map(str, cfg.get("crop", []))) or "?"
     base = training.get("base")
-    stages = _stage(Path(summary["model"]).parent, name) if summary.get("model") else name
+    stages = _stage(Path(summary["model"]).parent) if summary.get("model") else name
     if base:
-        stages = f"{_stage(base['run'], '?')} {stages}"
+        stages = f"{_stage(base['run'])} {stages}"
     text = (f"Command: `bash models/recipe.sh {stages}` (the exact recipe, resumable; "
             f"`models/README.md`). Steps {summary.get('steps', '?')}, batch {cfg.get('batch_size', '?')} of "
             f"{crop} crops, lr {cfg.get('lr', '?')} ({cfg.get('schedule', '?')}), "

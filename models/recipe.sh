@@ -148,7 +148,8 @@ if want ship; then
         .venv/bin/python models/ship.py $ck/${run_of[$name]} stereo_studio/models/bundled/$name
     done
 fi
-want cards && .venv/bin/python -m benchmarks.model_cards
+# Cards measure latency with this machine's defaults (the app's runtime choice), not the training's policy.
+want cards && env -u OMP_WAIT_POLICY .venv/bin/python -m benchmarks.model_cards
 # Issue 11's experiment (benchmarks/sections/prune_ready.py): the bundled student's recipe (bundled teacher,
 # 1,500 x 4 of 192x320, 1 thread) plus prune-ready training, against the bundled (plain) student. NAME METHOD REG
 # per run: PRUNE_READY="reg20 group 20" (default) or e.g. "slim1 slimmable 1".

@@ -43,3 +43,13 @@ def test_the_bundled_pruned_student_is_the_bundled_student_pruned() -> None:
     calls = re.findall(r"prune_student ([\w-]+) ([\w-]+) ([\w-]+)", text)
     sources = {out: src for src, out, _teacher in calls}
     assert sources.get(ship["student-pruned"]) == ship["student"]
+
+
+def test_every_card_names_recipe_stages_that_exist() -> None:
+    """A card's `bash models/recipe.sh STAGE...` runs stages the recipe has."""
+    stages = set(re.findall(r"want ([\w-]+)", RECIPE.read_text()))
+    for card in sorted(BUNDLED.glob("*/card.md")):
+        match = re.search(r"`bash models/recipe\.sh ([\w -]+)`", card.read_text())
+        assert match, f"{card} names no recipe command"
+        missing = set(match.group(1).split()) - stages
+        assert not missing, f"{card.parent.name}: no such recipe stage {sorted(missing)}"

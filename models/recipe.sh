@@ -82,10 +82,9 @@ if want student-plain && ! done_run $ck/student-plain; then
     $ss distill --teacher $ck/teacher/model --data runs/synth-clutter --teacher-cache runs/teacher-cache \
         --w-teacher 1 --w-gt 1 "${student[@]}" --out $ck/student-plain $(resume_flag $ck/student-plain)
 fi
-# Shipped student (`student`): distilled from the shipped teacher (the clutter
-# fine-tune), prune-ready with the slimmable method at a reg scaled to this budget (the proximal shrink is
-# lr x reg per step: reg 1 zeroed the channels to go by step ~2,500 of 7,000; 0.2 is issue 11's
-# 1,500-step dose spread over 7,000 steps).
+# Shipped student (`student`): distilled from the shipped teacher (the clutter fine-tune), prune-ready with
+# the slimmable method at a reg scaled to this budget (the proximal shrink is lr x reg per step: reg 1 zeroed
+# the channels to go by step ~2,500 of 7,000; 0.2 is issue 11's 1,500-step dose spread over 7,000 steps).
 if want student-rescaled && ! done_run $ck/student-rescaled; then
     gen_clutter
     done_run $ck/teacher-clutter || { echo "run: bash models/recipe.sh teacher-clutter" >&2; exit 1; }

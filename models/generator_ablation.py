@@ -31,12 +31,13 @@ RESULTS = ROOT / "models" / "experiments" / "generator-ablation" / "results.json
 LOCK = ROOT / "runs" / "generator-ablation.lock"
 ALOE = ROOT.parent / "shared" / "data" / "middlebury" / "trainingQ" / "Aloe"
 # Baseline first, then alternately the candidate improvements and the levers of the notes; clutter-thin (the
-# two changes that helped alone, combined) and the replicates were added as the results came in.
+# two changes that helped alone, combined) and the replicates were added as the results came in; clutter-floor
+# (stop 21) adds steep ground planes to the winner.
 ORDER = ["default", "clutter", "few-objects", "thin", "same-views", "default-seed1", "clutter-thin",
-         "clutter-thin-seed1", "clutter-seed1", "plain", "steep"]
+         "clutter-thin-seed1", "clutter-seed1", "plain", "steep", "clutter-floor", "clutter-floor-seed1"]
 # Replicates: (generator, training seed) on the generator's data, to measure the run-to-run noise.
 REPLICATES = {"default-seed1": ("default", 1), "clutter-thin-seed1": ("clutter-thin", 1),
-              "clutter-seed1": ("clutter", 1)}
+              "clutter-seed1": ("clutter", 1), "clutter-floor-seed1": ("clutter-floor", 1)}
 DATA = {"pairs": 1000, "size": "256x512", "seed": 1, "max_disp": 64}
 TRAIN = ["--arch", "student", "--steps", "1200", "--batch-size", "6", "--crop", "160x288", "--lr", "1e-3",
          "--threads", "1", "--precision", "fp32", "--seed", "0", "--max-disp", "64", "--val-pairs", "4",

@@ -42,6 +42,8 @@ class GeneratorConfig:
     view_differences: bool = True  # per-view gain, colour, gamma, vignetting, blur, JPEG quality
     low_contrast_prob: float = 0.07  # nearly flat textures
     dark_prob: float = 0.05  # nearly black textures
+    floor_prob: float = 0.0  # scenes with a ground plane below a horizon (a floor or table seen from above)
+    floor_rise: tuple[float, float] = (0.2, 1.0)  # rise to the bottom row, fraction of the room left
     description: str = field(default="the default generator", compare=False)
 
     def __post_init__(self) -> None:
@@ -52,6 +54,9 @@ class GeneratorConfig:
             raise ValueError(f"shape_probs must be 6 probabilities summing to 1, got {self.shape_probs}")
         if not 1 <= self.stick_width[0] <= self.stick_width[1]:
             raise ValueError(f"stick_width must be a range 1 <= lo <= hi, got {self.stick_width}")
+        if not 0 <= self.floor_prob <= 1 or not 0 <= self.floor_rise[0] <= self.floor_rise[1] <= 1:
+            raise ValueError(f"floor_prob must be in [0, 1] and floor_rise a range in [0, 1], got "
+                             f"{self.floor_prob}, {self.floor_rise}")
 
 
 GENERATORS: dict[str, GeneratorConfig] = {c.name: c for c in (
@@ -71,6 +76,10 @@ GENERATORS: dict[str, GeneratorConfig] = {c.name: c for c in (
                     description="candidate: more thin structures, 35 % of objects are sticks or bars (14 %)"),
     GeneratorConfig(name="clutter-thin", objects=(16, 40), shape_probs=(0.2, 0.15, 0.05, 0.15, 0.1, 0.35),
                     description="clutter and thin together: 16-40 objects, 35 % sticks or bars"),
+    GeneratorConfig(name="clutter-floor", objects=(16, 40), floor_prob=0.5,
+                    description="clutter and a floor: 16-40 objects, and half the scenes have a ground plane "
+                                "below a horizon whose disparity grows steeply downwards (typically "
+                                "0.1-1.5 px per row, as a floor or table seen from above)"),
 )}
 
 
@@ -298,6 +307,8 @@ def _make_layers(rng: np.random.Generator, height: int, width: int, max_disp: fl
     if n_objects is None:  # fewer objects in tiny images (below 128x256), so they stay cheap and legible
         count = max(3, round(count * min(1.0, np.sqrt(height * width / 32768))))
     bg_top = float(coef[0] + np.abs(vals).max())
+    if cfg.floor_prob > 0 and rng.random() < cfg.floor_prob:  # (no draw at all by default: same pairs)
+        layers.append(_floor_layer(rng, layers[0], height, hi_cap, cfg))
     objects = []
     for _ in range(count):
         u = rng.beta(1.3, 1.6)
@@ -315,15 +326,15 @@ def _make_layers(rng: np.random.Generator, height: int, width: int, max_disp: fl
         y0 = int(rng.uniform(-h * 0.3, height - h * 0.7))
         objects.append((d0, x0, y0, w, h))
     objects.sort(key=lambda o: o[0])
-    background = layers[0]
+    surfaces = list(layers)  # background, and the floor if any
     for d0, x0, y0, w, h in objects:
         mask = _shape_mask(rng, h, w, cfg)
         tex = random_texture(rng, h, w, cfg.low_contrast_prob, cfg.dark_prob)
         tex *= _shading(rng, h, w)
         coef = _disparity_model(rng, d0, w, h, d_far, d_near, cfg)
         layer = _Layer(x0, y0, mask, tex, coef, x0 + (w - 1) / 2, y0 + (h - 1) / 2, 0.0, hi_cap)
-        # Objects float in front of the background surface behind them (never inside or behind it).
-        behind = _max_under(background, layer)
+        # Objects float in front of the background (and floor) behind them (never inside or behind it).
+        behind = _max_under(surfaces, layer)
         lowest = float(layer.field[mask.astype(bool)].min())
         if behind is not None and lowest < behind + 1.0:
             coef = coef.copy()
@@ -333,15 +344,37 @@ def _make_layers(rng: np.random.Generator, height: int, width: int, max_disp: fl
     return layers
 
 
-def _max_under(background: _Layer, layer: _Layer) -> float | None:
-    """The largest background disparity under the layer's box (None when the box is off the background)."""
+def _floor_layer(rng: np.random.Generator, background: _Layer, height: int, hi_cap: float,
+                 cfg: GeneratorConfig) -> _Layer:
+    """A ground plane from a horizon row to the bottom, across the background's width: its disparity meets
+    the background at the horizon and rises steeply (linearly) to the bottom row, tilted slightly."""
+    bw = background.mask.shape[1]
+    y_h = int(rng.uniform(0.4, 0.85) * height)
+    rows = height - y_h
+    tilt = float(rng.normal(0, 0.02))  # px/px across
+    d_h = float(background.field[y_h].max()) + abs(tilt) * bw / 2 + rng.uniform(0.0, 1.5)
+    d_bottom = d_h + rng.uniform(*cfg.floor_rise) * max(0.0, hi_cap - d_h)
+    # Never behind the background below the horizon either.
+    d_bottom = max(d_bottom, float(background.field[height - 1].max()) + abs(tilt) * bw / 2 + 1.0)
+    coef = np.zeros(6)
+    coef[0], coef[1], coef[2] = d_h, tilt, (d_bottom - d_h) / max(1, rows - 1)
+    tex = random_texture(rng, rows, bw, cfg.low_contrast_prob, cfg.dark_prob)
+    tex *= _shading(rng, rows, bw)
+    return _Layer(0, y_h, np.ones((rows, bw), np.uint8), tex, coef, bw / 2, float(y_h), 0.0, hi_cap)
+
+
+def _max_under(surfaces: list[_Layer], layer: _Layer) -> float | None:
+    """The largest disparity of the surfaces (background, floor) under the layer's box (None: off them)."""
     h, w = layer.mask.shape
-    bh, bw = background.mask.shape
-    ya, yb = max(0, layer.y0), min(bh, layer.y0 + h)
-    xa, xb = max(0, layer.x0), min(bw, layer.x0 + w)
-    if ya >= yb or xa >= xb:
-        return None
-    return float(background.field[ya:yb, xa:xb].max())
+    best = None
+    for surface in surfaces:
+        sh, sw = surface.mask.shape
+        ya, yb = max(surface.y0, layer.y0), min(surface.y0 + sh, layer.y0 + h)
+        xa, xb = max(surface.x0, layer.x0), min(surface.x0 + sw, layer.x0 + w)
+        if ya < yb and xa < xb:
+            top = float(surface.field[ya - surface.y0:yb - surface.y0, xa - surface.x0:xb - surface.x0].max())
+            best = top if best is None else max(best, top)
+    return best
 
 
 def _photometric(rng: np.random.Generator, views: list[np.ndarray],

@@ -224,3 +224,21 @@ def test_same_views_share_the_camera_settings():
         separate.append(np.abs(left.astype(float).mean((0, 1)) - right.astype(float).mean((0, 1))).max())
     assert max(shared) < 1.0
     assert max(separate) > 3.0
+
+
+def test_floor_rises_steeply_towards_the_bottom():
+    """`floor_prob`: a ground plane below a horizon, its disparity growing row by row down to the bottom."""
+    floor = GeneratorConfig(name="floor-only", objects=(0, 0), floor_prob=1.0)
+    flat = GeneratorConfig(name="no-floor", objects=(0, 0))
+    slopes = {}
+    for cfg in (floor, flat):
+        rows = []
+        for seed in range(5):
+            d = generate_pair(seed, 128, 256, 48, photometric=False, generator=cfg).disparity
+            profile = np.median(d, axis=1)  # per row (objects cover a few columns only)
+            rows.append(profile[-16:].max() - profile[-16:].min())
+        slopes[cfg.name] = np.mean(rows) / 15
+    assert slopes["floor-only"] > 0.15 and slopes["floor-only"] > 3 * slopes["no-floor"]
+    assert GENERATORS["clutter-floor"].floor_prob == 0.5
+    with pytest.raises(ValueError, match="floor_prob"):
+        GeneratorConfig(floor_prob=1.5)

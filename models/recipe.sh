@@ -6,6 +6,9 @@
 #           as `teacher`; student-rescaled, shipped as `student`: prune-ready at a reg scaled to the budget,
 #           from the shipped teacher; pruned-rescaled: it pruned and recovered, shipped as `student-pruned`)
 #           student-lean (next, not shipped: the prune-ready student on the lean-small architecture)
+#           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
+#           data-clutter-s2, teacher-fresh (stop 21: 4,000 new clutter pairs, and the teacher fine-tuned on
+#           both sets)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
 #           student-plain (experiment: the distilled student without prune-ready training)
@@ -29,11 +32,17 @@ val_q=../shared/data/middlebury/trainingQ/Aloe  # a validation curve only: never
 # Training pairs, generator seed 1 (evaluation uses seed 0: held out by construction). The teacher's data use
 # the default generator (its run began before the generator ablation); the students' use `clutter`, the
 # ablation's winner (models/README.md).
-gen_default() { [[ -d runs/synth-train ]] || $ss generate --out runs/synth-train --pairs 4000 --size 256x512 --seed 1; }
-gen_clutter() {
-    [[ -d runs/synth-clutter ]] || $ss generate --generator clutter --out runs/synth-clutter --pairs 4000 \
-        --size 256x512 --seed 1
+# generate NAME DIR [SEED]: 4,000 pairs of generator NAME (seed 1 unless given) into DIR, written to DIR.tmp
+# and renamed when complete (an interrupted generation starts again instead of leaving a short dataset).
+generate() {
+    [[ -d $2 ]] && return
+    rm -rf "$2.tmp"
+    $ss generate --generator "$1" --out "$2.tmp" --pairs 4000 --size 256x512 --seed "${3:-1}"
+    mv "$2.tmp" "$2"
 }
+gen_default() { generate default runs/synth-train; }
+gen_clutter() { generate clutter runs/synth-clutter; }
+gen_clutter_s2() { generate clutter runs/synth-clutter-s2 2; }  # seed 2: new pairs (evaluation uses seed 0)
 want data && gen_default
 # Teacher: supervised on ground truth, 12,000 steps (hours, not minutes).
 if want teacher && ! done_run $ck/teacher; then
@@ -54,6 +63,18 @@ if want teacher-clutter && ! done_run $ck/teacher-clutter; then
         --val-data $val_q --val-pairs 1 --val-interval 500 --steps 3000 --warmup 100 \
         --batch-size 6 --crop 160x288 --lr 3e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
         --seed 0 --out $ck/teacher-clutter $(resume_flag $ck/teacher-clutter)
+fi
+want data-clutter-s2 && gen_clutter_s2
+# Experiment (stop 21): the shipped teacher, 3,000 more steps on twice the unique `clutter` pairs (the 4,000
+# it saw 4.5 times, plus 4,000 new ones of generator seed 2), lr 2e-4 cosine (100 warm-up steps), otherwise
+# the teacher-clutter settings. Ships as `teacher` only if better on held-out synthetic (models/README.md).
+if want teacher-fresh && ! done_run $ck/teacher-fresh; then
+    gen_clutter; gen_clutter_s2
+    done_run $ck/teacher-clutter || { echo "run: bash models/recipe.sh teacher-clutter" >&2; exit 1; }
+    $ss train --init-from $ck/teacher-clutter/model --data runs/synth-clutter,runs/synth-clutter-s2 \
+        --val-data $val_q --val-pairs 1 --val-interval 500 --steps 3000 --warmup 100 \
+        --batch-size 6 --crop 160x288 --lr 2e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
+        --seed 0 --out $ck/teacher-fresh $(resume_flag $ck/teacher-fresh)
 fi
 # The students' common budget: 7,000 steps x batch 6 of 160x288 crops, lr 1e-3 cosine, fp32, 2 threads.
 student=(--arch student --steps 7000 --batch-size 6 --crop 160x288 --lr 1e-3 --threads 2 --precision fp32
@@ -129,6 +150,11 @@ fi
 if want pruned-rescaled && ! done_run $ck/student-rescaled-pruned; then
     gen_clutter
     prune_student student-rescaled student-rescaled-pruned teacher-clutter
+fi
+# Experiment (stop 21, not shipped): student-lean pruned and recovered the same way.
+if want pruned-lean && ! done_run $ck/student-lean-pruned; then
+    gen_clutter
+    prune_student student-lean student-lean-pruned teacher-clutter
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).

@@ -5,7 +5,7 @@
 #           (default: all, in this order; teacher-clutter: the v2 teacher fine-tuned on `clutter` data, shipped
 #           as `teacher`; student-rescaled, shipped as `student`: prune-ready at a reg scaled to the budget,
 #           from the shipped teacher; pruned-rescaled: it pruned and recovered, shipped as `student-pruned`)
-#           student-lean (next, not shipped: the prune-ready student on the lean-small architecture)
+#           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           data-clutter-s2, teacher-fresh (stop 21: 4,000 new clutter pairs, and the teacher fine-tuned on
 #           both sets)

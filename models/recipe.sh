@@ -113,8 +113,8 @@ if want student-rescaled && ! done_run $ck/student-rescaled; then
         --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable --sparsity-reg 0.2 --target-ratio 0.75 \
         "${student[@]}" --out $ck/student-rescaled $(resume_flag $ck/student-rescaled)
 fi
-# Next (started in stop 20, not shipped): the same prune-ready distillation on a student designed for the
-# latency goals: `lean-small` of the student ablation (no 1/2-res residual blocks, one aggregation block, no
+# Experiment (stop 20-21, finished, not shipped: Aloe Q 1.91): the same prune-ready distillation on a
+# student designed for the latency goals: `lean-small` of the student ablation (no 1/2-res residual blocks, one aggregation block, no
 # 1/8-res branch: 0.60 GMAC before pruning; models/README.md, "Student design for this CPU").
 if want student-lean && ! done_run $ck/student-lean; then
     gen_clutter

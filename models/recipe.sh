@@ -114,8 +114,9 @@ if want student-rescaled && ! done_run $ck/student-rescaled; then
         "${student[@]}" --out $ck/student-rescaled $(resume_flag $ck/student-rescaled)
 fi
 # Experiment (stop 20-21, finished, not shipped: Aloe Q 1.91): the same prune-ready distillation on a
-# student designed for the latency goals: `lean-small` of the student ablation (no 1/2-res residual blocks, one aggregation block, no
-# 1/8-res branch: 0.60 GMAC before pruning; models/README.md, "Student design for this CPU").
+# student designed for the latency goals: `lean-small` of the student ablation (no 1/2-res residual blocks,
+# one aggregation block, no 1/8-res branch: 0.60 GMAC before pruning; models/README.md, "Student design for
+# this CPU").
 if want student-lean && ! done_run $ck/student-lean; then
     gen_clutter
     done_run $ck/teacher-clutter || { echo "run: bash models/recipe.sh teacher-clutter" >&2; exit 1; }

@@ -9,6 +9,7 @@
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           data-clutter-s2, teacher-fresh (stop 21: 4,000 new clutter pairs, and the teacher fine-tuned on
 #           both sets)
+#           student-fresh scratch-fresh pruned-fresh (stop 22: the students continued on both sets)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
 #           student-plain (experiment: the distilled student without prune-ready training)
@@ -125,12 +126,34 @@ if want student-lean && ! done_run $ck/student-lean; then
         --model-config '{"half_block": false, "refine_block": false, "agg_blocks": 1, "low_res_channels": 0}' \
         "${student[@]}" --out $ck/student-lean $(resume_flag $ck/student-lean)
 fi
+# Experiment (stop 22): the students continued on twice the unique `clutter` pairs, the student distilled from
+# the new teacher (teacher-fresh, cached on both sets), the scratch one on ground truth only, at the same
+# budget: 5,000 more steps each from the 7,000-step runs, lr 3e-4 cosine (100 warm-up steps), otherwise the
+# students' settings (the distilled one stays prune-ready). Rules fixed before the result: models/README.md.
+more=(--data runs/synth-clutter,runs/synth-clutter-s2 --steps 5000 --warmup 100 --batch-size 6 --crop 160x288
+      --lr 3e-4 --threads 2 --precision fp32 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500
+      --ckpt-interval 100)
+if want student-fresh && ! done_run $ck/student-fresh; then
+    gen_clutter; gen_clutter_s2
+    for run in student-rescaled teacher-fresh; do
+        done_run $ck/$run || { echo "$run is not finished (its recipe stage first)" >&2; exit 1; }
+    done
+    $ss distill --teacher $ck/teacher-fresh/model --init-from $ck/student-rescaled/model \
+        --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable \
+        --sparsity-reg 0.2 --target-ratio 0.75 "${more[@]}" --out $ck/student-fresh $(resume_flag $ck/student-fresh)
+fi
+if want scratch-fresh && ! done_run $ck/student-scratch-fresh; then
+    gen_clutter; gen_clutter_s2
+    done_run $ck/student-scratch || { echo "run: bash models/recipe.sh scratch" >&2; exit 1; }
+    $ss train --init-from $ck/student-scratch/model "${more[@]}" --out $ck/student-scratch-fresh \
+        $(resume_flag $ck/student-scratch-fresh)
+fi
 # Pruned student: the sweep that chooses the ratio (models/README.md), pruning at PRUNE_RATIO (fraction of the
 # MACs, global L1 ranking, widths multiple of 8; default: the prune-ready target), then a distillation that
-# recovers it. prune_student SOURCE OUT TEACHER (run folders under $ck).
+# recovers it. prune_student SOURCE OUT TEACHER [DATA] (run folders under $ck; data: the clutter set).
 ratio=${PRUNE_RATIO:-0.75}
 prune_student() {
-    local src=$1 out=$2 teacher=$3 raw=runs/$2-raw
+    local src=$1 out=$2 teacher=$3 data=${4:-runs/synth-clutter} raw=runs/$2-raw
     done_run $ck/$src || { echo "$src is not finished (its recipe stage first)" >&2; exit 1; }
     if [[ ! -f $ck/sweep-$src.jsonl ]]; then
         $ss sweep --model $ck/$src/model --ratios 0,0.25,0.5,0.625,0.75,0.85 --data synthetic --json \
@@ -139,7 +162,7 @@ prune_student() {
     fi
     [[ -f $raw/model.safetensors ]] || \
         $ss prune --model $ck/$src/model --ratio "$ratio" --criterion l1 --out $raw
-    $ss distill --teacher $ck/$teacher/model --init-from $raw --data runs/synth-clutter \
+    $ss distill --teacher $ck/$teacher/model --init-from $raw --data $data \
         --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --steps 2000 --batch-size 6 --crop 160x288 \
         --lr 2e-4 --threads 2 --precision fp32 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500 \
         --ckpt-interval 100 --out $ck/$out $(resume_flag $ck/$out)
@@ -156,6 +179,11 @@ fi
 if want pruned-lean && ! done_run $ck/student-lean-pruned; then
     gen_clutter
     prune_student student-lean student-lean-pruned teacher-clutter
+fi
+# Experiment (stop 22): student-fresh pruned the same way, recovered with teacher-fresh on both sets.
+if want pruned-fresh && ! done_run $ck/student-fresh-pruned; then
+    gen_clutter; gen_clutter_s2
+    prune_student student-fresh student-fresh-pruned teacher-fresh runs/synth-clutter,runs/synth-clutter-s2
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).

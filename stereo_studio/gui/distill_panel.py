@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from stereo_studio.gui import format as fmt
 from stereo_studio.gui import model_picker, theme
 from stereo_studio.gui.studio import Studio
+from stereo_studio.gui.widgets.plot_menu import trim_plot_menu
 from stereo_studio.gui.workers import JobRecord
 
 FRESH = "fresh architecture"
@@ -276,12 +277,14 @@ class DistillPanel(QWidget):
         stats.addWidget(self.state)
 
         self.loss_plot = pg.PlotWidget(title="training loss")
+        trim_plot_menu(self.loss_plot)
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.setLabel("left", "loss")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
         self.loss_plot.addLegend(offset=(-10, 10))
         self.loss_plot.setToolTip("Loss per step (teacher L1 and ground-truth parts)")
         self.val_plot = pg.PlotWidget(title="validation")
+        trim_plot_menu(self.val_plot)
         self.val_plot.setLabel("bottom", "step")
         self.val_plot.setLabel("left", "EPE", units="px")
         self.val_plot.showGrid(x=True, y=True, alpha=0.2)
@@ -295,6 +298,7 @@ class DistillPanel(QWidget):
         rl.addWidget(self.loss_plot, 3)
         rl.addWidget(self.val_plot, 2)
         self.sparsity_plot = pg.PlotWidget(title="prune-ready: group norms")
+        trim_plot_menu(self.sparsity_plot)
         self.sparsity_plot.setLabel("bottom", "step")
         self.sparsity_plot.setLabel("left", "norm / layer's kept median")
         self.sparsity_plot.showGrid(x=True, y=True, alpha=0.2)

@@ -31,6 +31,7 @@ from stereo_studio.gui import theme
 from stereo_studio.gui.pruning_plan import arrows, criterion_choices
 from stereo_studio.gui.studio import Studio
 from stereo_studio.gui.widgets.image_views import pg_colormap
+from stereo_studio.gui.widgets.plot_menu import trim_plot_menu
 from stereo_studio.gui.workers import JobRecord
 
 SCALES = [  # (display_scores mode, combo label, colour bar label)
@@ -152,6 +153,7 @@ class ImportancePanel(QWidget):
 
         self.heat_widget = pg.GraphicsLayoutWidget()
         self.heat_plot = self.heat_widget.addPlot(row=0, col=0)
+        trim_plot_menu(self.heat_plot)
         self.heat_plot.setLabel("bottom", "channels, most important first")
         self.heat_plot.invertY(True)
         self.heat_plot.setMouseEnabled(x=True, y=True)
@@ -175,6 +177,7 @@ class ImportancePanel(QWidget):
         self.layers.setToolTip("What the plan does to each layer; grayed layers are protected (hover: why)")
         self.layers.currentRowChanged.connect(lambda _: self._draw_bars())
         self.bars_plot = pg.PlotWidget()
+        trim_plot_menu(self.bars_plot)
         self.bars_plot.setLabel("bottom", "channel index")
         self.bars_plot.setLabel("left", "importance (raw score)")
         self.bars_plot.setToolTip("Raw importance of each channel of the selected layer; red: removed")

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from stereo_studio.gui import format as fmt
 from stereo_studio.gui import theme
+from stereo_studio.gui.widgets.plot_menu import trim_plot_menu
 
 KINDS = ("raw", "recalibrated", "recovered")
 # kind -> (symbol, colour, legend text)
@@ -85,6 +86,7 @@ class TradeoffPlot(QWidget):
         self.entries: dict[tuple[Hashable, str], PlotPoint] = {}
         self.references: dict[str, Any] = {}
         self.plot = pg.PlotWidget()
+        trim_plot_menu(self.plot)
         self.plot.setLabel("bottom", "latency on this machine (median, p10–p90 bars)", units="ms")
         self.plot.setLabel("left", "EPE (lower is better)", units="px")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
@@ -318,6 +320,7 @@ class SensitivityPlot(pg.PlotWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        trim_plot_menu(self)
         self.setLabel("bottom", "fraction of this layer's channels removed")
         self.setLabel("left", "EPE increase", units="px")
         self.showGrid(x=True, y=True, alpha=0.2)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, QThread, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QThread, QThreadPool, QTimer, Signal, Slot
 from superqt.utils import GeneratorWorker
 
 from stereo_studio.errors import StereoStudioError
@@ -176,8 +176,16 @@ class JobWorker(GeneratorWorker):
             self.errored.emit(exc)
         finally:
             self._running = False
-            self.finished.emit()
-            self._finished.emit(self)
+            self.finished.emit()  # (superqt's private `_finished` is not used: see `start`)
+
+    def start(self) -> None:
+        """Queue the job on the global pool now. superqt's `start` would also connect its private `_finished`
+        signal to a plain classmethod: every connection of a worker goes through a `JobRelay` instead, and
+        the relay takes the worker out of superqt's keep-alive set on the GUI thread."""
+        if self in self._worker_set:
+            raise RuntimeError("This worker is already started!")
+        self._worker_set.add(self)
+        QThreadPool.globalInstance().start(self)
 
     def work(self):
         try:
@@ -197,6 +205,61 @@ def error_message(exc: BaseException) -> str:
     own = isinstance(exc, StereoStudioError | JobError)
     text = str(exc) if own else f"{type(exc).__name__}: {exc}"
     return (text.strip().splitlines() or [type(exc).__name__])[0]
+
+
+class JobRelay(QObject):
+    """Receives one worker's signals on the GUI thread and calls the job's handlers there.
+
+    Worker signals are emitted from pool threads. Connected to plain Python callables, PySide routes them
+    through its own hidden receivers, and one such emission crashed (a segfault in `started.emit()` while
+    windows were closed and opened). Connected to the `@Slot` methods of this QObject, they are ordinary
+    queued Qt connections to a receiver living on the GUI thread: Qt drops them safely if the relay is gone.
+    The relay is a child of its `JobManager` and deletes itself once the job has finished."""
+
+    def __init__(self, parent: QObject, handlers: dict[str, Callable[..., None]]) -> None:
+        super().__init__(parent)
+        self._handlers = handlers
+
+    def connect_worker(self, worker: JobWorker) -> None:
+        for name in ("yielded", "returned", "errored", "finished", "started", "paused", "resumed"):
+            getattr(worker, name).connect(getattr(self, f"on_{name}"))
+
+    def _call(self, name: str, *args: Any) -> None:
+        handler = self._handlers.get(name)
+        if handler is not None:
+            handler(*args)
+
+    @Slot(object)
+    def on_yielded(self, event: Any) -> None:
+        self._call("yielded", event)
+
+    @Slot(object)
+    def on_returned(self, result: Any) -> None:
+        self._call("returned", result)
+
+    @Slot(object)
+    def on_errored(self, exc: Any) -> None:
+        self._call("errored", exc)
+
+    @Slot()
+    def on_started(self) -> None:
+        self._call("started")
+
+    @Slot()
+    def on_paused(self) -> None:
+        self._call("paused")
+
+    @Slot()
+    def on_resumed(self) -> None:
+        self._call("resumed")
+
+    @Slot()
+    def on_finished(self) -> None:
+        try:
+            self._call("finished")
+        finally:
+            self._handlers = {}
+            self.deleteLater()
 
 
 @dataclass
@@ -301,6 +364,7 @@ class JobManager(QObject):
         def finished() -> None:
             done = record.worker
             if done is not None:
+                JobWorker._worker_set.discard(done)  # superqt's keep-alive set (see `JobWorker.start`)
                 self._workers.pop(done, None)
                 self._settle(record, done)
                 self._gc.retire(done)  # released on this thread once the pool thread let go of it
@@ -317,13 +381,11 @@ class JobManager(QObject):
                 record.status = "running"
                 self.job_changed.emit(record)
 
-        worker.yielded.connect(progress)
-        worker.returned.connect(returned)
-        worker.errored.connect(errored)
-        worker.finished.connect(finished)
-        worker.started.connect(started)
-        worker.paused.connect(lambda: self._set_status(record, "paused"))
-        worker.resumed.connect(lambda: self._set_status(record, "running"))
+        JobRelay(self, {
+            "yielded": progress, "returned": returned, "errored": errored, "finished": finished,
+            "started": started, "paused": lambda: self._set_status(record, "paused"),
+            "resumed": lambda: self._set_status(record, "running"),
+        }).connect_worker(worker)
         if track:
             self.records.append(record)
             self.job_added.emit(record)

@@ -83,3 +83,21 @@ def test_relaunch_shows_the_restored_data_source(make_window, settings, qtbot, t
     qtbot.waitUntil(lambda: window.studio.data_spec == folder, timeout=30_000)
     assert window.data_combo.currentText() == folder  # not "synthetic" over the folder's numbers
     assert f"data: {folder}" in window.status_models.text()
+
+
+def test_plot_menus_offer_no_transform_that_breaks_the_plots(make_window):
+    """pyqtgraph's Plot Options (FFT, derivative, downsampling, alpha...) raise on scatter and bar items: every plot
+    of the window hides and disables them and keeps log axes and the grid."""
+    import pyqtgraph as pg
+
+    window = make_window(models=[("sgbm", "sgbm")])
+    plots = [item for view in window.findChildren(pg.GraphicsView) for item in view.scene().items()
+             if isinstance(item, pg.PlotItem) and item.menuEnabled()]  # (colour bars have no menu)
+    assert len(plots) >= 6  # trade-off, sensitivity, importance heat map and bars, the training plots
+    for plot in plots:
+        c = plot.ctrl
+        assert not any(box.isEnabled() for box in (c.fftCheck, c.derivativeCheck, c.phasemapCheck))
+        assert not any(g.isEnabled() for g in (c.decimateGroup, c.averageGroup, c.alphaGroup, c.pointsGroup))
+        assert c.logYCheck.isEnabled() and c.gridGroup.isEnabled()
+        visible = {a.text() for a in plot.ctrlMenu.actions() if a.isVisible()}
+        assert visible == {"Transforms", "Grid"}

@@ -164,3 +164,23 @@ def test_finished_workers_are_released_on_the_gui_thread(qtbot, wait_job):
         wait_job(record)
     qtbot.waitUntil(lambda: len(died_on) == 10, timeout=15_000)
     assert {thread for _, thread in died_on} == {threading.main_thread().name}
+
+
+def test_worker_signals_reach_a_gui_thread_relay_that_goes_with_the_job(qtbot, wait_job):
+    """Every worker signal is a queued Qt connection to a `JobRelay` slot (not to a plain Python callable,
+    which PySide routes through hidden receivers: see the class); handlers run on the GUI thread, and the
+    relay and superqt's keep-alive entry go once the job has finished."""
+    from stereo_studio.gui.workers import JobRelay, JobWorker
+
+    manager = JobManager()
+    ran_on: list[str] = []
+    record = manager.start("count", _counting, 3, [], on_progress=lambda e: ran_on.append(
+        threading.current_thread().name), on_result=lambda r: ran_on.append(threading.current_thread().name))
+    worker = record.worker
+    relays = manager.findChildren(JobRelay)
+    assert len(relays) == 1 and worker in JobWorker._worker_set
+    assert worker.signals.receivers("2started()") == 1 and worker.signals.receivers("2yielded(PyObject)") == 1
+    wait_job(record)
+    assert ran_on and set(ran_on) == {threading.main_thread().name}
+    qtbot.waitUntil(lambda: not manager.findChildren(JobRelay), timeout=5_000)  # deleteLater after finished
+    assert worker not in JobWorker._worker_set

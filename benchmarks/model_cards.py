@@ -41,11 +41,20 @@ def _stage(run_dir: str | Path) -> str:
     return RUN_STAGES.get(name, name)
 
 
+def _bases(training: dict[str, Any]) -> list[dict[str, Any]]:
+    """The finished runs a fine-tune started from, newest first (`models/ship.py`: a `base` may have one)."""
+    chain, base = [], training.get("base")
+    while base:
+        chain.append(base)
+        base = base.get("base")
+    return chain
+
+
 def _wall_hours(training: dict[str, Any]) -> float:
     """Training wall time in hours, over every work session (`models/ship.py`), else the last one's, plus
-    the run a fine-tune started from."""
+    the runs a fine-tune started from."""
     seconds = training.get("wall_time_s", training.get("summary", {}).get("train_time_s", 0.0))
-    return (seconds + training.get("base", {}).get("wall_time_s", 0.0)) / 3600
+    return (seconds + sum(b.get("wall_time_s", 0.0) for b in _bases(training))) / 3600
 
 
 def _curve(points: list[dict[str, Any]]) -> str:
@@ -57,10 +66,9 @@ def _recipe_lines(name: str, training: dict[str, Any]) -> list[str]:
     """The card's training recipe: budget, data, losses, prune-ready settings and the validation curve."""
     summary, cfg = training.get("summary", {}), training.get("config", {})
     crop = "x".join(map(str, cfg.get("crop", []))) or "?"
-    base = training.get("base")
+    bases = _bases(training)
     stages = _stage(Path(summary["model"]).parent) if summary.get("model") else name
-    if base:
-        stages = f"{_stage(base['run'])} {stages}"
+    stages = " ".join([_stage(b["run"]) for b in reversed(bases)] + [stages])
     text = (f"Command: `bash models/recipe.sh {stages}` (the exact recipe, resumable; "
             f"`models/README.md`). Steps {summary.get('steps', '?')}, batch {cfg.get('batch_size', '?')} of "
             f"{crop} crops, lr {cfg.get('lr', '?')} ({cfg.get('schedule', '?')}), "
@@ -74,20 +82,23 @@ def _recipe_lines(name: str, training: dict[str, Any]) -> list[str]:
     if cfg.get("prune_ready"):
         text += (f", prune-ready ({cfg.get('sparsity_method')}, reg {cfg.get('sparsity_reg')}, target "
                  f"{cfg.get('target_ratio')} of the MACs)")
-    if base:
-        text += (f", fine-tuned from the finished run `{base['run']}` ({base['steps']} steps, "
-                 f"{base['wall_time_s'] / 3600:.1f} h)")
+    if bases:
+        text += ", fine-tuned from " + ", itself fine-tuned from ".join(
+            f"the finished run `{b['run']}` ({b['steps']} steps, {b['wall_time_s'] / 3600:.1f} h)"
+            for b in bases)
     elif cfg.get("init_from"):
         text += f", started from `{cfg['init_from']}`"
     lines = [text + f"; wall time {_wall_hours(training):.1f} h on 2 shared CPU cores"
-             + (" in all." if base else ".")]
+             + (" in all." if bases else ".")]
     curve = training.get("validation", [])
     if curve:
         where = cfg.get("val_data") or "held-out pairs"
         lines += ["", f"Validation curve on `{where}` (EPE by step; watched, never trained on, never used to "
                   f"pick a checkpoint: the final step ships): {_curve(curve)}."]
-        if base and base.get("validation"):
-            lines[-1] += f" The run it started from: {_curve(base['validation'])}."
+        for i, b in enumerate(bases):
+            if b.get("validation"):
+                which = "The run it started from" if i == 0 else "The run before that"
+                lines[-1] += f" {which} (`{Path(b['run']).name}`): {_curve(b['validation'])}."
     return lines
 
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The exact recipe of the v2 models, with the project's own CLI. Run from the repository root:
 #   bash models/recipe.sh [STAGE...]
-#   stages: data teacher data-clutter teacher-clutter scratch student-rescaled pruned-rescaled ship cards
-#           (default: all, in this order; teacher-clutter: the v2 teacher fine-tuned on `clutter` data, shipped
-#           as `teacher`; student-rescaled, shipped as `student`: prune-ready at a reg scaled to the budget,
-#           from the shipped teacher; pruned-rescaled: it pruned and recovered, shipped as `student-pruned`)
+#   stages: data teacher data-clutter teacher-clutter data-clutter-s2 teacher-fresh scratch student-rescaled
+#           pruned-rescaled ship cards (default: all, in this order; teacher-clutter: the v2 teacher fine-tuned
+#           on `clutter` data; teacher-fresh: that one continued on twice the unique pairs, shipped as
+#           `teacher`; student-rescaled, shipped as `student`: prune-ready at a reg scaled to the budget,
+#           distilled from teacher-clutter; pruned-rescaled: it pruned and recovered, shipped as
+#           `student-pruned`)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
-#           data-clutter-s2, teacher-fresh (stop 21: 4,000 new clutter pairs, and the teacher fine-tuned on
-#           both sets)
 #           student-fresh scratch-fresh pruned-fresh (stop 22: the students continued on both sets)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
@@ -22,7 +22,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ss=".venv/bin/stereo-studio"
 export OMP_WAIT_POLICY=${TRAIN_OMP_WAIT_POLICY:-PASSIVE}
-stages=("${@:-data teacher data-clutter teacher-clutter scratch student-rescaled pruned-rescaled ship cards}")
+stages=("${@:-data teacher data-clutter teacher-clutter data-clutter-s2 teacher-fresh scratch student-rescaled
+            pruned-rescaled ship cards}")
 stages=(${stages[*]})
 want() { [[ " ${stages[*]} " == *" $1 "* ]]; }
 ck=models/checkpoints
@@ -187,12 +188,14 @@ if want pruned-fresh && ! done_run $ck/student-fresh-pruned; then
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
-# The shipped teacher is the clutter fine-tune (better than the v2 teacher on held-out synthetic: EPE 0.411
-# against 0.430). The shipped student is student-rescaled (distilled from that teacher; better than the
-# first v2 student on held-out synthetic, 0.748 against 0.925: the rule in models/README.md), and the shipped
-# pruned student is the same network pruned (pruned-rescaled).
+# The shipped teacher is teacher-fresh (stop 22): the clutter fine-tune (better than the v2 teacher on
+# held-out synthetic: EPE 0.411 against 0.430) continued on twice the unique clutter pairs (0.400: the rule in
+# models/README.md). The students are distilled from teacher-clutter until a student distilled from
+# teacher-fresh passes its own rule. The shipped student is student-rescaled (distilled from teacher-clutter;
+# better than the first v2 student on held-out synthetic, 0.748 against 0.925: the rule in models/README.md),
+# and the shipped pruned student is the same network pruned (pruned-rescaled).
 if want ship; then
-    declare -A run_of=([teacher]=teacher-clutter [student-scratch]=student-scratch [student]=student-rescaled
+    declare -A run_of=([teacher]=teacher-fresh [student-scratch]=student-scratch [student]=student-rescaled
                        [student-pruned]=student-rescaled-pruned)
     for name in "${!run_of[@]}"; do
         done_run $ck/${run_of[$name]} || { echo "${run_of[$name]} is not finished" >&2; exit 1; }

@@ -3,7 +3,8 @@
 Copies `RUN_DIR/model/{config.json,model.safetensors}` into `DEST_DIR` and writes `DEST_DIR/training.json`:
 the run's config and summary, its validation curve (step, EPE, bad-2, bad-3) and its wall time summed over
 every work session that trained it (`summary.train_time_s` covers the last session only). A fine-tune whose
-`init_from` is another run's model folder also records that run (`base`: folder, steps, wall time, curve).
+`init_from` is another run's model folder also records that run (`base`: folder, steps, wall time, curve,
+and its own `base` if it was a fine-tune too).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def run_history(metrics_file: Path) -> tuple[list[dict[str, Any]], float]:
 
 
 def base_run(config: dict[str, Any]) -> dict[str, Any] | None:
-    """The finished run a fine-tune started from (`init_from` = `<run>/model`), or None."""
+    """The finished run a fine-tune started from (`init_from` = `<run>/model`), with the run that one started
+    from as its `base`, and so on; or None."""
     init = config.get("init_from")
     if not init:
         return None
@@ -44,7 +46,12 @@ def base_run(config: dict[str, Any]) -> dict[str, Any] | None:
         return None  # a bundled name, or a model folder that is not a run's (e.g. a freshly pruned model)
     validation, wall_s = run_history(run / "metrics.jsonl")
     steps = json.loads((run / "summary.json").read_text()).get("steps")
-    return {"run": str(run), "steps": steps, "wall_time_s": round(wall_s, 1), "validation": validation}
+    base = {"run": str(run), "steps": steps, "wall_time_s": round(wall_s, 1), "validation": validation}
+    config_file = run / "config.json"
+    earlier = base_run(json.loads(config_file.read_text())) if config_file.exists() else None
+    if earlier:  # a fine-tune of a fine-tune: the whole chain
+        base["base"] = earlier
+    return base
 
 
 def ship(run_dir: Path, dest: Path) -> None:

@@ -86,8 +86,8 @@ def test_relaunch_shows_the_restored_data_source(make_window, settings, qtbot, t
 
 
 def test_plot_menus_offer_no_transform_that_breaks_the_plots(make_window):
-    """pyqtgraph's Plot Options (FFT, derivative, downsampling, alpha...) raise on scatter and bar items: every plot
-    of the window hides and disables them and keeps log axes and the grid."""
+    """pyqtgraph's Plot Options (FFT, derivative, downsampling, alpha...) raise on scatter and bar items:
+    every plot of the window hides and disables them and keeps log axes and the grid."""
     import pyqtgraph as pg
 
     window = make_window(models=[("sgbm", "sgbm")])

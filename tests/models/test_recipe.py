@@ -40,7 +40,7 @@ def test_the_bundled_pruned_student_is_the_bundled_student_pruned() -> None:
     """The pruned run was initialised from the shipped student's run (its prune stage's source)."""
     ship = _ship_map()
     text = RECIPE.read_text()
-    calls = re.findall(r"^\s+prune_student ([\w-]+) ([\w-]+) ([\w-]+)$", text, re.M)
+    calls = re.findall(r"^\s+prune_student ([\w-]+) ([\w-]+) ([\w-]+)(?: \S+)?$", text, re.M)
     sources = {out: src for src, out, _teacher in calls}
     assert sources.get(ship["student-pruned"]) == ship["student"]
 

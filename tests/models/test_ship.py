@@ -76,3 +76,17 @@ def test_a_model_folder_that_is_not_a_run_has_no_base(tmp_path: Path) -> None:
     _write_run(run, [], config={"steps": 30, "init_from": str(pruned)})
     _ship_module().ship(run, tmp_path / "dest")
     assert "base" not in json.loads((tmp_path / "dest" / "training.json").read_text())
+
+
+def test_a_fine_tune_of_a_fine_tune_records_the_whole_chain(tmp_path: Path) -> None:
+    first, second, third = tmp_path / "teacher", tmp_path / "teacher-clutter", tmp_path / "teacher-fresh"
+    _write_run(first, [{"kind": "step", "step": 10, "time_s": 100.0}])
+    _write_run(second, [{"kind": "step", "step": 5, "time_s": 20.0}],
+               config={"steps": 5, "init_from": str(first / "model")})
+    _write_run(third, [{"kind": "step", "step": 3, "time_s": 4.0}],
+               config={"steps": 3, "init_from": str(second / "model")})
+    _ship_module().ship(third, tmp_path / "dest")
+    base = json.loads((tmp_path / "dest" / "training.json").read_text())["base"]
+    assert base["run"] == str(second) and base["wall_time_s"] == pytest.approx(20.0)
+    assert base["base"]["run"] == str(first) and base["base"]["wall_time_s"] == pytest.approx(100.0)
+    assert "base" not in base["base"]

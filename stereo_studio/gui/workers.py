@@ -442,4 +442,7 @@ class JobManager(QObject):
         for worker, record in workers.items():
             if not worker.is_running:  # stopped (or never started): its real outcome, not a guess
                 self._settle(record, worker)
+                # its relay may go with this manager before delivering `finished`: release it here
+                JobWorker._worker_set.discard(worker)
+                self._gc.retire(worker)
         return not any(w.is_running for w in workers)

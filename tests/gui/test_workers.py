@@ -184,3 +184,18 @@ def test_worker_signals_reach_a_gui_thread_relay_that_goes_with_the_job(qtbot, w
     assert ran_on and set(ran_on) == {threading.main_thread().name}
     qtbot.waitUntil(lambda: not manager.findChildren(JobRelay), timeout=5_000)  # deleteLater after finished
     assert worker not in JobWorker._worker_set
+
+
+def test_cancel_all_releases_workers_whose_relay_goes_with_the_manager(qtbot):
+    """A window closing cancels its jobs and is deleted: workers must not stay in superqt's keep-alive set
+    because their relay (a child of the manager) never delivered `finished`."""
+    from stereo_studio.gui.workers import JobWorker
+
+    manager = JobManager()
+    record = manager.start("count", _counting, 1000, [], 0.01)
+    worker = record.worker
+    qtbot.waitUntil(lambda: worker.is_running, timeout=5_000)
+    assert manager.cancel_all(wait_ms=5_000)
+    manager.deleteLater()  # its relays with it, before their queued `finished` is delivered
+    del manager
+    assert worker not in JobWorker._worker_set and record.status == "cancelled"

@@ -32,7 +32,8 @@ LIMITS = {
 # models/recipe.sh stages of the run folders under models/checkpoints/ named otherwise (the other folders:
 # the stage is the folder's name).
 RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
-              "student-rescaled-pruned": "pruned-rescaled"}
+              "student-rescaled-pruned": "pruned-rescaled", "student-scratch-fresh": "scratch-fresh",
+              "student-fresh-pruned": "pruned-fresh", "student-lean-pruned": "pruned-lean"}
 
 
 def _stage(run_dir: str | Path) -> str:

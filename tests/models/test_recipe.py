@@ -53,3 +53,17 @@ def test_every_card_names_recipe_stages_that_exist() -> None:
         assert match, f"{card} names no recipe command"
         missing = set(match.group(1).split()) - stages
         assert not missing, f"{card.parent.name}: no such recipe stage {sorted(missing)}"
+
+
+def test_every_run_folder_of_the_recipe_maps_to_a_stage_that_exists() -> None:
+    """Cards name the stage that trains a run folder (`benchmarks.model_cards._stage`): every `--out $ck/RUN`
+    of the recipe must map to one of its stages, so a card never names a stage the recipe lacks."""
+    from benchmarks.model_cards import _stage
+
+    text = RECIPE.read_text()
+    stages = set(re.findall(r"want ([\w-]+)", text))
+    runs = set(re.findall(r"--out \$ck/([\w-]+)", text)) - {"$out"}
+    runs |= {out for _src, out in re.findall(r"^\s+prune_student ([\w-]+) ([\w-]+)", text, re.M)}
+    assert runs, "no run folders found in the recipe"
+    missing = {run: _stage(run) for run in runs if _stage(run) not in stages}
+    assert not missing, f"run folders whose stage the recipe lacks: {missing}"

@@ -2,14 +2,16 @@
 # The exact recipe of the v2 models, with the project's own CLI. Run from the repository root:
 #   bash models/recipe.sh [STAGE...]
 #   stages: data teacher data-clutter teacher-clutter data-clutter-s2 teacher-fresh scratch student-rescaled
-#           pruned-rescaled ship cards (default: all, in this order; teacher-clutter: the v2 teacher fine-tuned
-#           on `clutter` data; teacher-fresh: that one continued on twice the unique pairs, shipped as
-#           `teacher`; student-rescaled, shipped as `student`: prune-ready at a reg scaled to the budget,
-#           distilled from teacher-clutter; pruned-rescaled: it pruned and recovered, shipped as
+#           student-fresh scratch-fresh pruned-fresh ship cards (default: all, in this order; teacher-clutter:
+#           the v2 teacher fine-tuned on `clutter` data; teacher-fresh: that one continued on twice the unique
+#           pairs, shipped as `teacher`; student-rescaled: the prune-ready student at a reg scaled to the
+#           budget, distilled from teacher-clutter; student-fresh: it continued on both sets, distilled from
+#           teacher-fresh, shipped as `student`; scratch-fresh: the scratch student continued the same way,
+#           shipped as `student-scratch`; pruned-fresh: student-fresh pruned and recovered, shipped as
 #           `student-pruned`)
+#           pruned-rescaled (student-rescaled pruned and recovered: shipped in stops 20-21)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
-#           student-fresh scratch-fresh pruned-fresh (stop 22: the students continued on both sets)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
 #           student-plain (experiment: the distilled student without prune-ready training)
@@ -23,7 +25,7 @@ cd "$(dirname "$0")/.."
 ss=".venv/bin/stereo-studio"
 export OMP_WAIT_POLICY=${TRAIN_OMP_WAIT_POLICY:-PASSIVE}
 stages=("${@:-data teacher data-clutter teacher-clutter data-clutter-s2 teacher-fresh scratch student-rescaled
-            pruned-rescaled ship cards}")
+            student-fresh scratch-fresh pruned-fresh ship cards}")
 stages=(${stages[*]})
 want() { [[ " ${stages[*]} " == *" $1 "* ]]; }
 ck=models/checkpoints
@@ -190,13 +192,12 @@ fi
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
 # The shipped teacher is teacher-fresh (stop 22): the clutter fine-tune (better than the v2 teacher on
 # held-out synthetic: EPE 0.411 against 0.430) continued on twice the unique clutter pairs (0.400: the rule in
-# models/README.md). The students are distilled from teacher-clutter until a student distilled from
-# teacher-fresh passes its own rule. The shipped student is student-rescaled (distilled from teacher-clutter;
-# better than the first v2 student on held-out synthetic, 0.748 against 0.925: the rule in models/README.md),
-# and the shipped pruned student is the same network pruned (pruned-rescaled).
+# models/README.md). The shipped student is student-fresh (student-rescaled continued on both clutter sets and
+# distilled from teacher-fresh: held-out synthetic 0.668 against 0.748, the rule in models/README.md), shipped
+# with the scratch baseline at the same budget (scratch-fresh) and its own pruned network (pruned-fresh).
 if want ship; then
-    declare -A run_of=([teacher]=teacher-fresh [student-scratch]=student-scratch [student]=student-rescaled
-                       [student-pruned]=student-rescaled-pruned)
+    declare -A run_of=([teacher]=teacher-fresh [student-scratch]=student-scratch-fresh [student]=student-fresh
+                       [student-pruned]=student-fresh-pruned)
     for name in "${!run_of[@]}"; do
         done_run $ck/${run_of[$name]} || { echo "${run_of[$name]} is not finished" >&2; exit 1; }
     done

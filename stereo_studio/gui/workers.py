@@ -62,8 +62,9 @@ class GuiThreadGarbageCollector(QObject):
         self._timer.start(int(interval_s * 1000))
 
     def retire(self, worker: Any) -> None:
-        """Keep `worker` referenced until its pool thread is done with it (see `_release`)."""
-        self._retired.append((time.monotonic(), worker))
+        """Keep `worker` referenced until its pool thread is done with it (see `_release`); once."""
+        if not any(kept is worker for _, kept in self._retired):
+            self._retired.append((time.monotonic(), worker))
 
     def _tick(self) -> None:
         if gc.isenabled():  # someone turned automatic collection back on: a worker could collect again
@@ -364,10 +365,9 @@ class JobManager(QObject):
         def finished() -> None:
             done = record.worker
             if done is not None:
-                JobWorker._worker_set.discard(done)  # superqt's keep-alive set (see `JobWorker.start`)
                 self._workers.pop(done, None)
                 self._settle(record, done)
-                self._gc.retire(done)  # released on this thread once the pool thread let go of it
+                self._release(done)
             record.ended = record.ended or time.monotonic()
             record.worker = None
             if self.closed:
@@ -392,6 +392,12 @@ class JobManager(QObject):
         self._workers[worker] = record
         worker.start()
         return record
+
+    def _release(self, worker: JobWorker) -> None:
+        """Out of superqt's keep-alive set (see `JobWorker.start`), and freed on this (GUI) thread once the
+        pool thread has let go of it. Idempotent."""
+        JobWorker._worker_set.discard(worker)
+        self._gc.retire(worker)
 
     @staticmethod
     def _settle(record: JobRecord, worker: JobWorker) -> None:
@@ -442,7 +448,5 @@ class JobManager(QObject):
         for worker, record in workers.items():
             if not worker.is_running:  # stopped (or never started): its real outcome, not a guess
                 self._settle(record, worker)
-                # its relay may go with this manager before delivering `finished`: release it here
-                JobWorker._worker_set.discard(worker)
-                self._gc.retire(worker)
+                self._release(worker)  # its relay may go with this manager before delivering `finished`
         return not any(w.is_running for w in workers)

@@ -32,12 +32,16 @@ LOCK = ROOT / "runs" / "generator-ablation.lock"
 ALOE = ROOT.parent / "shared" / "data" / "middlebury" / "trainingQ" / "Aloe"
 # Baseline first, then alternately the candidate improvements and the levers of the notes; clutter-thin (the
 # two changes that helped alone, combined) and the replicates were added as the results came in; clutter-floor
-# (stop 21) adds steep ground planes to the winner.
+# (stop 21) adds steep ground planes to the winner; clutter-photo (stop 23) paints half its surfaces with crops of
+# real photographs (runs/photos, models/fetch_photos.sh).
 ORDER = ["default", "clutter", "few-objects", "thin", "same-views", "default-seed1", "clutter-thin",
-         "clutter-thin-seed1", "clutter-seed1", "plain", "steep", "clutter-floor", "clutter-floor-seed1"]
+         "clutter-thin-seed1", "clutter-seed1", "plain", "steep", "clutter-floor", "clutter-floor-seed1",
+         "clutter-photo", "clutter-photo-seed1"]
 # Replicates: (generator, training seed) on the generator's data, to measure the run-to-run noise.
 REPLICATES = {"default-seed1": ("default", 1), "clutter-thin-seed1": ("clutter-thin", 1),
-              "clutter-seed1": ("clutter", 1), "clutter-floor-seed1": ("clutter-floor", 1)}
+              "clutter-seed1": ("clutter", 1), "clutter-floor-seed1": ("clutter-floor", 1),
+              "clutter-photo-seed1": ("clutter-photo", 1)}
+PHOTOS = ROOT / "runs" / "photos"
 DATA = {"pairs": 1000, "size": "256x512", "seed": 1, "max_disp": 64}
 TRAIN = ["--arch", "student", "--steps", "1200", "--batch-size", "6", "--crop", "160x288", "--lr", "1e-3",
          "--threads", "1", "--precision", "fp32", "--seed", "0", "--max-disp", "64", "--val-pairs", "4",
@@ -95,9 +99,15 @@ def _generate(name: str) -> float | None:
     marker = folder / "generator.json"
     if marker.exists() and json.loads(marker.read_text()).get("generator") == name:
         return None
+    from stereo_studio.data.synthetic import generator_config
+
+    photos = []
+    if generator_config(name).photo_prob > 0:
+        _run(["bash", str(ROOT / "models" / "fetch_photos.sh"), str(PHOTOS)])
+        photos = ["--photos", str(PHOTOS)]
     start = time.time()
     _run([CLI, "generate", "--out", str(folder), "--pairs", str(DATA["pairs"]), "--size", DATA["size"],
-          "--seed", str(DATA["seed"]), "--max-disp", str(DATA["max_disp"]), "--generator", name])
+          "--seed", str(DATA["seed"]), "--max-disp", str(DATA["max_disp"]), "--generator", name, *photos])
     rate = DATA["pairs"] / (time.time() - start)
     marker.write_text(json.dumps({"generator": name, **DATA, "pairs_per_s": round(rate, 1)}) + "\n")
     return rate

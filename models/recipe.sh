@@ -10,6 +10,7 @@
 #           shipped as `student-scratch`; pruned-fresh: student-fresh pruned and recovered, shipped as
 #           `student-pruned`)
 #           pruned-rescaled (student-rescaled pruned and recovered: shipped in stops 20-21)
+#           data-photo teacher-photo (stop 23: `clutter-photo` pairs, and the teacher fine-tuned on them)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -41,12 +42,16 @@ val_q=../shared/data/middlebury/trainingQ/Aloe  # a validation curve only: never
 generate() {
     [[ -d $2 ]] && return
     rm -rf "$2.tmp"
-    $ss generate --generator "$1" --out "$2.tmp" --pairs 4000 --size 256x512 --seed "${3:-1}"
+    $ss generate --generator "$1" --out "$2.tmp" --pairs 4000 --size 256x512 --seed "${3:-1}" "${@:4}"
     mv "$2.tmp" "$2"
 }
 gen_default() { generate default runs/synth-train; }
 gen_clutter() { generate clutter runs/synth-clutter; }
 gen_clutter_s2() { generate clutter runs/synth-clutter-s2 2; }  # seed 2: new pairs (evaluation uses seed 0)
+# `clutter-photo` (stop 23): half the surfaces painted with crops of real photographs (models/fetch_photos.sh
+# takes a fixed set from Debian's opencv-doc package into runs/photos), generator seed 3.
+gen_photo() { bash models/fetch_photos.sh runs/photos; generate clutter-photo runs/synth-clutter-photo 3 \
+              --photos runs/photos; }
 want data && gen_default
 # Teacher: supervised on ground truth, 12,000 steps (hours, not minutes).
 if want teacher && ! done_run $ck/teacher; then
@@ -79,6 +84,18 @@ if want teacher-fresh && ! done_run $ck/teacher-fresh; then
         --val-data $val_q --val-pairs 1 --val-interval 500 --steps 3000 --warmup 100 \
         --batch-size 6 --crop 160x288 --lr 2e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
         --seed 0 --out $ck/teacher-fresh $(resume_flag $ck/teacher-fresh)
+fi
+want data-photo && gen_photo
+# Experiment (stop 23): the shipped teacher (teacher-fresh), 3,000 more steps on 4,000 `clutter-photo` pairs,
+# lr 2e-4 cosine (100 warm-up steps), otherwise the teacher-fresh settings. Runs only if the generator
+# ablation adopts `clutter-photo`, ships as `teacher` only by the rule in models/README.md.
+if want teacher-photo && ! done_run $ck/teacher-photo; then
+    gen_photo
+    done_run $ck/teacher-fresh || { echo "run: bash models/recipe.sh teacher-fresh" >&2; exit 1; }
+    $ss train --init-from $ck/teacher-fresh/model --data runs/synth-clutter-photo \
+        --val-data $val_q --val-pairs 1 --val-interval 500 --steps 3000 --warmup 100 \
+        --batch-size 6 --crop 160x288 --lr 2e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
+        --seed 0 --out $ck/teacher-photo $(resume_flag $ck/teacher-photo)
 fi
 # The students' common budget: 7,000 steps x batch 6 of 160x288 crops, lr 1e-3 cosine, fp32, 2 threads.
 student=(--arch student --steps 7000 --batch-size 6 --crop 160x288 --lr 1e-3 --threads 2 --precision fp32

@@ -41,14 +41,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="generator seed (evaluation uses 0; default 1)")
     p.add_argument("--generator", default="default", metavar="NAME",
                    help="generator variant (default: default)")
+    p.add_argument("--photos", metavar="DIR",
+                   help="folder of photographs for generators that paint surfaces with them (clutter-photo; "
+                        "models/fetch_photos.sh fetches the recipe's set)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
     import cv2
 
     from stereo_studio.data.datasets import write_dataset
+    from stereo_studio.data.photos import photo_library
     from stereo_studio.data.synthetic import SyntheticStereo, generator_config
     from stereo_studio.engine.jobs import run_with_progress
     from stereo_studio.errors import StereoStudioError
@@ -62,6 +69,18 @@ def run(args: argparse.Namespace) -> int:
         generator = generator_config(args.generator)
     except ValueError as exc:
         raise StereoStudioError(f"--generator: {exc}") from None
+    if args.photos is not None:
+        if generator.photo_prob == 0:
+            raise StereoStudioError(f"--photos: generator {generator.name!r} paints no photographs; "
+                                    "choose one that does (clutter-photo)")
+        try:
+            photos = photo_library(str(Path(args.photos).resolve()))
+        except ValueError as exc:
+            raise StereoStudioError(f"--photos: {exc}") from None
+        generator = dataclasses.replace(generator, photo_dir=str(photos.folder))
+    elif generator.photo_prob > 0:
+        raise StereoStudioError(f"--generator {generator.name} paints surfaces with photographs: give "
+                                "--photos DIR (models/fetch_photos.sh fetches the recipe's set)")
     cv2.setNumThreads(1)
     h, w = parse_size(args.size)
     ds = SyntheticStereo(height=h, width=w, max_disp=args.max_disp, seed=args.seed, length=args.pairs,
@@ -69,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     folder = run_with_progress(write_dataset(ds, args.out), desc="generate")
     if args.json:
         print_json({"out": str(folder), "pairs": args.pairs, "size": [h, w], "seed": args.seed,
-                    "generator": generator.name})
+                    "generator": generator.name, "photos": generator.photo_dir})
     else:
         print(f"wrote {args.pairs} pairs ({generator.name} generator) to {folder}")
     return 0

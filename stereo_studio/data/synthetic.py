@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from stereo_studio.data.photos import photo_library
 from stereo_studio.data.sample import StereoSample
 from stereo_studio.data.textures import add_noise, fbm, grey3, random_texture
 
@@ -44,6 +45,8 @@ class GeneratorConfig:
     dark_prob: float = 0.05  # nearly black textures
     floor_prob: float = 0.0  # scenes with a ground plane below a horizon (a floor or table seen from above)
     floor_rise: tuple[float, float] = (0.2, 1.0)  # rise to the bottom row, fraction of the room left
+    photo_prob: float = 0.0  # surfaces painted with crops of real photographs (needs `photo_dir`)
+    photo_dir: str | None = None  # folder of photographs (`generate --photos`; models/fetch_photos.sh)
     description: str = field(default="the default generator", compare=False)
 
     def __post_init__(self) -> None:
@@ -57,6 +60,8 @@ class GeneratorConfig:
         if not 0 <= self.floor_prob <= 1 or not 0 <= self.floor_rise[0] <= self.floor_rise[1] <= 1:
             raise ValueError(f"floor_prob must be in [0, 1] and floor_rise a range in [0, 1], got "
                              f"{self.floor_prob}, {self.floor_rise}")
+        if not 0 <= self.photo_prob <= 1:
+            raise ValueError(f"photo_prob must be in [0, 1], got {self.photo_prob}")
 
 
 GENERATORS: dict[str, GeneratorConfig] = {c.name: c for c in (
@@ -80,6 +85,9 @@ GENERATORS: dict[str, GeneratorConfig] = {c.name: c for c in (
                     description="clutter and a floor: 16-40 objects, and half the scenes have a ground plane "
                                 "below a horizon whose disparity grows steeply downwards (typically "
                                 "0.1-1.5 px per row, as a floor or table seen from above)"),
+    GeneratorConfig(name="clutter-photo", objects=(16, 40), photo_prob=0.5,
+                    description="clutter and photographs: 16-40 objects, half the surfaces painted with crops "
+                                "of real photographs (rescaled, turned, recoloured; `--photos DIR`)"),
 )}
 
 
@@ -135,6 +143,17 @@ class _Layer:
             d = d + c[3] * u * u + c[4] * v * v + c[5] * u * v
         d = np.broadcast_to(d, np.broadcast_shapes(np.shape(x), np.shape(y))).astype(np.float32)
         return np.minimum(np.maximum(d, np.float32(self.dmin), out=d), np.float32(self.dmax), out=d)
+
+
+def _texture(rng: np.random.Generator, height: int, width: int, cfg: GeneratorConfig) -> np.ndarray:
+    """A surface's texture: procedural, or a photograph's crop with probability `cfg.photo_prob`."""
+    if cfg.photo_prob > 0:  # (no draw at all by default: same pairs)
+        if cfg.photo_dir is None:
+            raise ValueError(f"generator {cfg.name!r} paints surfaces with photographs: give it a folder of "
+                             "them (generate --photos DIR; models/fetch_photos.sh fetches the recipe's)")
+        if rng.random() < cfg.photo_prob:
+            return photo_library(cfg.photo_dir).texture(rng, height, width)
+    return random_texture(rng, height, width, cfg.low_contrast_prob, cfg.dark_prob)
 
 
 def _rng(rng_or_seed: np.random.Generator | int | tuple | list) -> np.random.Generator:
@@ -299,7 +318,7 @@ def _make_layers(rng: np.random.Generator, height: int, width: int, max_disp: fl
     corners_v = np.array([-bh / 2, -bh / 2, bh / 2, bh / 2, 0, bh / 2])
     vals = coef[1] * corners_u + coef[2] * corners_v + coef[3] * corners_u**2 + coef[4] * corners_v**2
     coef[0] = d_far - vals.min()
-    bg_tex = random_texture(rng, bh, bw, cfg.low_contrast_prob, cfg.dark_prob)
+    bg_tex = _texture(rng, bh, bw, cfg)
     bg_tex *= _shading(rng, bh, bw)
     layers = [_Layer(0, 0, np.ones((bh, bw), np.uint8), bg_tex, coef,
                      bw / 2, bh / 2, 0.0, hi_cap)]
@@ -329,7 +348,7 @@ def _make_layers(rng: np.random.Generator, height: int, width: int, max_disp: fl
     surfaces = list(layers)  # background, and the floor if any
     for d0, x0, y0, w, h in objects:
         mask = _shape_mask(rng, h, w, cfg)
-        tex = random_texture(rng, h, w, cfg.low_contrast_prob, cfg.dark_prob)
+        tex = _texture(rng, h, w, cfg)
         tex *= _shading(rng, h, w)
         coef = _disparity_model(rng, d0, w, h, d_far, d_near, cfg)
         layer = _Layer(x0, y0, mask, tex, coef, x0 + (w - 1) / 2, y0 + (h - 1) / 2, 0.0, hi_cap)

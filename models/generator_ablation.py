@@ -32,8 +32,8 @@ LOCK = ROOT / "runs" / "generator-ablation.lock"
 ALOE = ROOT.parent / "shared" / "data" / "middlebury" / "trainingQ" / "Aloe"
 # Baseline first, then alternately the candidate improvements and the levers of the notes; clutter-thin (the
 # two changes that helped alone, combined) and the replicates were added as the results came in; clutter-floor
-# (stop 21) adds steep ground planes to the winner; clutter-photo (stop 23) paints half its surfaces with crops of
-# real photographs (runs/photos, models/fetch_photos.sh).
+# (stop 21) adds steep ground planes to the winner; clutter-photo (stop 23) paints half its surfaces with
+# crops of real photographs (runs/photos, models/fetch_photos.sh).
 ORDER = ["default", "clutter", "few-objects", "thin", "same-views", "default-seed1", "clutter-thin",
          "clutter-thin-seed1", "clutter-seed1", "plain", "steep", "clutter-floor", "clutter-floor-seed1",
          "clutter-photo", "clutter-photo-seed1"]

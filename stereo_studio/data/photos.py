@@ -61,7 +61,8 @@ class PhotoLibrary:
         sh, sw = small.shape[:2]
         pad_y, pad_x = max(0, height - sh), max(0, width - sw)
         if pad_y or pad_x:
-            small = cv2.copyMakeBorder(np.ascontiguousarray(small), 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT_101)
+            small = cv2.copyMakeBorder(np.ascontiguousarray(small), 0, pad_y, 0, pad_x,
+                                       cv2.BORDER_REFLECT_101)
             sh, sw = small.shape[:2]
         y = int(rng.integers(sh - height + 1))
         x = int(rng.integers(sw - width + 1))

@@ -86,8 +86,8 @@ GENERATORS: dict[str, GeneratorConfig] = {c.name: c for c in (
                                 "below a horizon whose disparity grows steeply downwards (typically "
                                 "0.1-1.5 px per row, as a floor or table seen from above)"),
     GeneratorConfig(name="clutter-photo", objects=(16, 40), photo_prob=0.5,
-                    description="clutter and photographs: 16-40 objects, half the surfaces painted with crops "
-                                "of real photographs (rescaled, turned, recoloured; `--photos DIR`)"),
+                    description="clutter and photographs: 16-40 objects, half the surfaces painted with "
+                                "crops of real photographs (rescaled, turned, recoloured; `--photos DIR`)"),
 )}
 
 

@@ -49,3 +49,25 @@ def test_help_lists_the_variants(capsys) -> None:
     text = " ".join(capsys.readouterr().out.split())
     assert "--generator NAME" in text
     assert all(f"{name}:" in text for name in GENERATORS)
+
+
+def test_generate_with_photographs(capsys, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(photos / "a.png"), rng.integers(0, 255, (100, 150, 3), dtype=np.uint8))
+    base = ["generate", "--pairs", "1", "--size", "48x96", "--max-disp", "16"]
+    assert main([*base, "--out", str(tmp_path / "g"), "--generator", "clutter-photo", "--photos", str(photos),
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["generator"] == "clutter-photo" and summary["photos"] == str(photos.resolve())
+    assert (tmp_path / "g" / "000000" / "im0.png").exists()
+    # Without photographs, with a folder that holds none, or with a generator that paints none: one line.
+    for extra, message in ((["--generator", "clutter-photo"], "give --photos DIR"),
+                           (["--generator", "clutter-photo", "--photos", str(tmp_path / "none")],
+                            "--photos: photo folder"),
+                           (["--photos", str(photos)], "paints no photographs")):
+        assert main([*base, "--out", str(tmp_path / "bad"), *extra]) != 0
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and message in errors[0], errors
+        assert not (tmp_path / "bad").exists()

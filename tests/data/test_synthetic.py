@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -167,9 +169,28 @@ def test_registry_names_and_errors():
         GeneratorConfig(stick_width=(0, 3))
 
 
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory) -> str:
+    """A folder of three stand-in "photographs" (procedural, written as files like a user's photos)."""
+    from stereo_studio.data.textures import random_texture
+
+    folder = tmp_path_factory.mktemp("photos")
+    for i, (h, w) in enumerate([(120, 160), (300, 200), (80, 400)]):
+        img = random_texture(np.random.default_rng(i), h, w)
+        cv2.imwrite(str(folder / f"p{i}.png"), (img * 255).astype(np.uint8))
+    (folder / "notes.txt").write_text("not an image: ignored")
+    return str(folder)
+
+
+def _config(name: str, photo_dir: str) -> GeneratorConfig:
+    """The registered variant, given the photographs it needs."""
+    cfg = GENERATORS[name]
+    return dataclasses.replace(cfg, photo_dir=photo_dir) if cfg.photo_prob > 0 else cfg
+
+
 @pytest.mark.parametrize("name", list(GENERATORS))
-def test_every_variant_generates_valid_pairs(name):
-    ds = SyntheticStereo(96, 192, 40, seed=2, length=3, generator=name)
+def test_every_variant_generates_valid_pairs(name, photo_dir):
+    ds = SyntheticStereo(96, 192, 40, seed=2, length=3, generator=_config(name, photo_dir))
     for i in range(len(ds)):
         s = ds[i]
         assert s.left.shape == s.right.shape == (96, 192, 3) and s.left.dtype == np.uint8
@@ -178,7 +199,7 @@ def test_every_variant_generates_valid_pairs(name):
         assert occ.shape == (96, 192) and occ.dtype == bool and 0 < occ.mean() < 0.6
         assert s.left.std() > 10 and s.meta["generator"] == name
     # The right view is the left view warped by the ground truth (raw scene, no camera effects).
-    raw = generate_pair(4, 96, 192, 40, photometric=False, generator=name)
+    raw = generate_pair(4, 96, 192, 40, photometric=False, generator=_config(name, photo_dir))
     keep = _smooth_nonoccluded(raw)
     assert keep.mean() > 0.25
     err = np.abs(_warp_right_to_left(raw, raw.disparity) - raw.left).mean(axis=2)[keep]
@@ -187,9 +208,9 @@ def test_every_variant_generates_valid_pairs(name):
 
 
 @pytest.mark.parametrize("name", [n for n in GENERATORS if n != "default"])
-def test_variants_differ_from_the_default(name):
+def test_variants_differ_from_the_default(name, photo_dir):
     a = generate_pair(6, 128, 256, 48)
-    b = generate_pair(6, 128, 256, 48, generator=name)
+    b = generate_pair(6, 128, 256, 48, generator=_config(name, photo_dir))
     assert not all(np.array_equal(x, y) for x, y in ((a.left, b.left), (a.right, b.right),
                                                        (a.disparity, b.disparity)))
 
@@ -242,3 +263,46 @@ def test_floor_rises_steeply_towards_the_bottom():
     assert GENERATORS["clutter-floor"].floor_prob == 0.5
     with pytest.raises(ValueError, match="floor_prob"):
         GeneratorConfig(floor_prob=1.5)
+
+
+# -------------------------------------------------------------- photographs as textures (issue 12, stop 23)
+
+
+def test_photo_textures_are_crops_of_the_photographs(photo_dir):
+    from stereo_studio.data.photos import PhotoLibrary
+
+    library = PhotoLibrary(photo_dir)
+    assert library.names == ["p0.png", "p1.png", "p2.png"] and len(library) == 3
+    for seed, (h, w) in enumerate([(50, 70), (256, 512), (9, 300)]):  # larger than every photo: tiled
+        a = library.texture(np.random.default_rng(seed), h, w)
+        b = library.texture(np.random.default_rng(seed), h, w)
+        assert a.shape == (h, w, 3) and a.dtype == np.float32 and np.array_equal(a, b)
+        assert a.min() >= 0 and a.max() <= 1 and a.std() > 0.01
+
+
+def test_photo_generator_paints_photographs_and_needs_them(photo_dir):
+    cfg = _config("clutter-photo", photo_dir)
+    a = generate_pair(3, 96, 192, 40, generator=cfg)
+    b = generate_pair(3, 96, 192, 40, generator=dataclasses.replace(cfg, photo_prob=0.0))
+    assert np.array_equal(a.left, generate_pair(3, 96, 192, 40, generator=cfg).left)  # deterministic
+    assert not np.array_equal(a.left, b.left)
+    with pytest.raises(ValueError, match="paints surfaces with photographs: give it a folder"):
+        generate_pair(3, 96, 192, 40, generator="clutter-photo")
+    with pytest.raises(ValueError, match="photo_prob"):
+        GeneratorConfig(photo_prob=1.5)
+
+
+def test_photo_folder_errors_are_clear(tmp_path):
+    from stereo_studio.data.photos import PhotoLibrary
+
+    with pytest.raises(ValueError, match="does not exist"):
+        PhotoLibrary(tmp_path / "missing")
+    with pytest.raises(ValueError, match="holds no images"):
+        PhotoLibrary(tmp_path)
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="cannot read photo"):
+        PhotoLibrary(tmp_path)
+    (tmp_path / "broken.jpg").unlink()
+    cv2.imwrite(str(tmp_path / "tiny.png"), np.zeros((20, 20, 3), np.uint8))
+    with pytest.raises(ValueError, match="sides of at least"):
+        PhotoLibrary(tmp_path)

@@ -11,7 +11,8 @@
 #           `student-pruned`)
 #           pruned-rescaled (student-rescaled pruned and recovered: shipped in stops 20-21)
 #           data-photo teacher-photo scratch-photo student-photo pruned-photo (stop 23: `clutter-photo`
-#           pairs, the teacher and the students continued on them)
+#           pairs, the teacher and the students continued on them; never ran: models/README.md)
+#           teacher-scale (stop 23: teacher-fresh continued with random scale augmentation)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -97,6 +98,17 @@ if want teacher-photo && ! done_run $ck/teacher-photo; then
         --val-data $val_q --val-pairs 1 --val-interval 500 --steps 3000 --warmup 100 \
         --batch-size 6 --crop 160x288 --lr 2e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
         --seed 0 --out $ck/teacher-photo $(resume_flag $ck/teacher-photo)
+fi
+# Experiment (stop 23): teacher-fresh, 3,000 more steps on both `clutter` sets with random scale augmentation
+# (0.7-1.3x), lr 2e-4 cosine (100 warm-up steps), otherwise the teacher-fresh settings. Runs only if the scale
+# fine-tune ablation adopts it; ships as `teacher` only by the rule in models/README.md.
+if want teacher-scale && ! done_run $ck/teacher-scale; then
+    gen_clutter; gen_clutter_s2
+    done_run $ck/teacher-fresh || { echo "run: bash models/recipe.sh teacher-fresh" >&2; exit 1; }
+    $ss train --init-from $ck/teacher-fresh/model --data runs/synth-clutter,runs/synth-clutter-s2 \
+        --val-data $val_q --val-pairs 1 --val-interval 500 --steps 3000 --warmup 100 --aug-scale 0.7,1.3 \
+        --batch-size 6 --crop 160x288 --lr 2e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
+        --seed 0 --out $ck/teacher-scale $(resume_flag $ck/teacher-scale)
 fi
 # The students' common budget: 7,000 steps x batch 6 of 160x288 crops, lr 1e-3 cosine, fp32, 2 threads.
 student=(--arch student --steps 7000 --batch-size 6 --crop 160x288 --lr 1e-3 --threads 2 --precision fp32

@@ -48,6 +48,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-mb", type=int, default=2000,
                    help="keep up to this many MB of training pairs in memory (default 2000; 0: off)")
     p.add_argument("--no-augment", action="store_true", help="no photometric augmentation")
+    p.add_argument("--aug-scale", default=None, metavar="LO,HI",
+                   help="resize each training pair by a random factor in [LO, HI] (log-uniform; disparity "
+                        "scaled with it) before cropping, e.g. 0.7,1.3 (default: no scaling)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
 
@@ -144,12 +147,28 @@ def config_from_args(args: argparse.Namespace, teacher: str | None = None) -> An
         max_disp=args.max_disp,
         synthetic_size=parse_size(args.synthetic_size) if args.synthetic_size else None,
         augment=not args.no_augment,
+        aug_scale=_aug_scale(args.aug_scale),
         synthetic_pairs=args.synthetic_pairs,
         cache_mb=args.cache_mb,
         video_frames=args.video_frames,
         teacher_cache=getattr(args, "teacher_cache", None),
         **_prune_ready_fields(args),
     )
+
+
+def _aug_scale(text: str | None) -> tuple[float, float] | None:
+    """`--aug-scale LO,HI` as a range, one clear line when it is not one."""
+    from stereo_studio.errors import StereoStudioError
+
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise StereoStudioError(f"--aug-scale: expected LO,HI (e.g. 0.7,1.3), got {text!r}") from None
+    if not 0 < lo <= hi:
+        raise StereoStudioError(f"--aug-scale: expected 0 < LO <= HI, got {text!r}")
+    return lo, hi
 
 
 def _prune_ready_fields(args: argparse.Namespace) -> dict[str, Any]:

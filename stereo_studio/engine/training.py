@@ -107,6 +107,7 @@ class TrainConfig:
     cache_mb: int = 2000
     synthetic_size: tuple[int, int] | None = None
     augment: bool = True
+    aug_scale: tuple[float, float] | None = None  # random scale of each training pair (disparity scaled)
     # prune-ready training (`engine.losses.PruneReadyRegularizer`): group sparsity so pruning costs little
     prune_ready: bool = False
     sparsity_reg: float = 20.0
@@ -120,7 +121,8 @@ class TrainConfig:
         data = self.data.split(",") if isinstance(self.data, str) else self.data
         data = [str(d).strip() for d in data if str(d).strip()]
         cfg = dataclasses.replace(self, crop=tuple(self.crop), data=data,
-                                  synthetic_size=tuple(self.synthetic_size) if self.synthetic_size else None)
+                                  synthetic_size=tuple(self.synthetic_size) if self.synthetic_size else None,
+                                  aug_scale=tuple(self.aug_scale) if self.aug_scale else None)
         if cfg.init_from:
             cfg.arch = None
         if cfg.w_teacher is None:
@@ -138,6 +140,9 @@ class TrainConfig:
             problems += _teacher_cache_problems(cfg)
         if cfg.w_teacher + cfg.w_gt + cfg.w_feat <= 0:
             problems.append("all loss weights are zero")
+        scale = cfg.aug_scale
+        if scale is not None and not (len(scale) == 2 and 0 < scale[0] <= scale[1]):
+            problems.append(f"aug_scale must be a range 0 < lo <= hi, got {list(cfg.aug_scale)}")
         if cfg.schedule not in ("cosine", "onecycle", "constant"):
             problems.append(f"unknown schedule '{cfg.schedule}' (cosine, onecycle, constant)")
         if cfg.precision == "auto":
@@ -688,11 +693,12 @@ def _save_final_model(run: _Run, last_val: dict[str, float], *, start_step: int,
 
 
 def _make_augmenter(augmenter_cls: type, cfg: TrainConfig) -> Any:
-    """Random crops always; photometric jitter, +-1 px vertical jitter and occlusion patches if `augment`."""
+    """Random crops (randomly scaled by `aug_scale`) always; photometric jitter, +-1 px vertical jitter and
+    occlusion patches if `augment`."""
     if cfg.augment:
         return augmenter_cls(crop=tuple(cfg.crop), photometric=True, vertical_jitter_px=1.0,
-                             occlusion_patch=True)
-    return augmenter_cls(crop=tuple(cfg.crop), photometric=False, occlusion_patch=False)
+                             occlusion_patch=True, scale=cfg.aug_scale)
+    return augmenter_cls(crop=tuple(cfg.crop), photometric=False, occlusion_patch=False, scale=cfg.aug_scale)
 
 
 def _opt_to(t: torch.Tensor | None, device: str) -> torch.Tensor | None:

@@ -230,3 +230,14 @@ def test_export_needs_no_extra() -> None:
     names = {d.split(">")[0].split("=")[0].split("<")[0].strip().lower() for d in project["dependencies"]}
     assert {"onnx", "onnxruntime"} <= names
     assert "onnx" in project["optional-dependencies"]  # `pip install ".[test,onnx]"` still resolves
+
+
+# ----------------------------------------------------------------------------------------- train --aug-scale
+
+
+@pytest.mark.parametrize("value", ["0.7", "a,b", "1.3,0.7", "0,1"])
+def test_train_refuses_a_bad_scale_range(capsys, tmp_path: Path, value: str) -> None:
+    error = _error(capsys, "train", "--data", "synthetic", "--steps", "1", "--aug-scale", value,
+                   "--out", str(tmp_path / "run"))
+    assert error.startswith("error: --aug-scale: expected"), error
+    assert not (tmp_path / "run").exists()

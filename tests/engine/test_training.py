@@ -83,6 +83,28 @@ def test_config_round_trip_and_checks():
         tiny(precision="fp8").resolved()
     with pytest.raises(TrainingError, match="unknown training config keys: bogus"):
         TrainConfig.from_dict({"bogus": 1})
+    scaled = tiny(aug_scale=[0.7, 1.3]).resolved()
+    assert scaled.aug_scale == (0.7, 1.3)
+    assert TrainConfig.from_dict(json.loads(json.dumps(scaled.to_dict()))).resolved() == scaled
+    with pytest.raises(TrainingError, match="aug_scale must be a range"):
+        tiny(aug_scale=(1.3, 0.7)).resolved()
+
+
+def test_scale_augmentation_reaches_the_augmenter():
+    """`aug_scale` resizes each pair before the crop (disparity scaled with it), with or without `augment`."""
+    from stereo_studio.data.augment import Augmenter
+    from stereo_studio.data.synthetic import generate_pair
+    from stereo_studio.engine.training import _make_augmenter
+
+    sample = generate_pair(0, 96, 192, 32)
+    for augment in (True, False):
+        plain = _make_augmenter(Augmenter, tiny(crop=(48, 96), augment=augment).resolved())
+        zoom = _make_augmenter(Augmenter, tiny(crop=(48, 96), augment=augment, aug_scale=(2, 2)).resolved())
+        assert plain.scale is None and zoom.scale == (2, 2)
+        out = zoom(sample, np.random.default_rng(0))
+        assert out.left.shape == (48, 96, 3)
+        ratio = np.nanmedian(out.disparity[out.valid]) / np.nanmedian(sample.disparity)
+        assert 1.3 < ratio < 3.0  # disparities doubled (a window's median, not the whole pair's)
 
 
 def test_distillation_reduces_student_teacher_gap(tmp_path, teacher_dir):

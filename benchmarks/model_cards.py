@@ -33,8 +33,7 @@ LIMITS = {
 # the stage is the folder's name).
 RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-rescaled-pruned": "pruned-rescaled", "student-scratch-fresh": "scratch-fresh",
-              "student-fresh-pruned": "pruned-fresh", "student-lean-pruned": "pruned-lean",
-              "student-scratch-photo": "scratch-photo", "student-photo-pruned": "pruned-photo"}
+              "student-fresh-pruned": "pruned-fresh", "student-lean-pruned": "pruned-lean"}
 
 
 def _stage(run_dir: str | Path) -> str:

@@ -10,8 +10,8 @@
 #           shipped as `student-scratch`; pruned-fresh: student-fresh pruned and recovered, shipped as
 #           `student-pruned`)
 #           pruned-rescaled (student-rescaled pruned and recovered: shipped in stops 20-21)
-#           data-photo teacher-photo scratch-photo student-photo pruned-photo (stop 23: `clutter-photo`
-#           pairs, the teacher and the students continued on them; never ran: models/README.md)
+#           data-photo teacher-photo (stop 23: `clutter-photo` pairs and the teacher continued on them;
+#           never ran: its rule failed, models/README.md)
 #           teacher-scale (stop 23: teacher-fresh continued with random scale augmentation)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
@@ -217,33 +217,6 @@ fi
 if want pruned-fresh && ! done_run $ck/student-fresh-pruned; then
     gen_clutter; gen_clutter_s2
     prune_student student-fresh student-fresh-pruned teacher-fresh runs/synth-clutter,runs/synth-clutter-s2
-fi
-# Experiment (stop 23): the students continued on the `clutter-photo` pairs, 3,000 more steps each at lr 3e-4
-# cosine (100 warm-up steps), otherwise the students' settings: the distilled one from student-fresh with
-# teacher-photo (cached on those pairs), still prune-ready; the scratch one from student-scratch-fresh on ground
-# truth only; the pruned one = student-photo swept, cut and recovered with teacher-photo. Rules: models/README.md.
-photo_more=(--data runs/synth-clutter-photo --steps 3000 --warmup 100 --batch-size 6 --crop 160x288 --lr 3e-4
-            --threads 2 --precision fp32 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500
-            --ckpt-interval 100)
-if want scratch-photo && ! done_run $ck/student-scratch-photo; then
-    gen_photo
-    done_run $ck/student-scratch-fresh || { echo "run: bash models/recipe.sh scratch-fresh" >&2; exit 1; }
-    $ss train --init-from $ck/student-scratch-fresh/model "${photo_more[@]}" --out $ck/student-scratch-photo \
-        $(resume_flag $ck/student-scratch-photo)
-fi
-if want student-photo && ! done_run $ck/student-photo; then
-    gen_photo
-    for run in student-fresh teacher-photo; do
-        done_run $ck/$run || { echo "$run is not finished (its recipe stage first)" >&2; exit 1; }
-    done
-    $ss distill --teacher $ck/teacher-photo/model --init-from $ck/student-fresh/model \
-        --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable \
-        --sparsity-reg 0.2 --target-ratio 0.75 "${photo_more[@]}" --out $ck/student-photo \
-        $(resume_flag $ck/student-photo)
-fi
-if want pruned-photo && ! done_run $ck/student-photo-pruned; then
-    gen_photo
-    prune_student student-photo student-photo-pruned teacher-photo runs/synth-clutter-photo
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).

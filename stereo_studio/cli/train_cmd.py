@@ -51,6 +51,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aug-scale", default=None, metavar="LO,HI",
                    help="resize each training pair by a random factor in [LO, HI] (log-uniform; disparity "
                         "scaled with it) before cropping, e.g. 0.7,1.3 (default: no scaling)")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep a moving average of the weights and BatchNorm statistics with this decay per "
+                        "step (e.g. 0.999); validation scores it and it is the saved model (default 0: off)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
 
@@ -148,6 +151,7 @@ def config_from_args(args: argparse.Namespace, teacher: str | None = None) -> An
         synthetic_size=parse_size(args.synthetic_size) if args.synthetic_size else None,
         augment=not args.no_augment,
         aug_scale=_aug_scale(args.aug_scale),
+        ema=args.ema,
         synthetic_pairs=args.synthetic_pairs,
         cache_mb=args.cache_mb,
         video_frames=args.video_frames,

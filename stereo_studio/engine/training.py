@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from stereo_studio.data.training_data import open_training_data
 from stereo_studio.engine import distributed as ddp
@@ -69,6 +70,8 @@ class TrainConfig:
     `target_ratio` (fraction of MACs) costs little (`sparsity_method`, `sparsity_reg`: see
     `engine.losses.PruneReadyRegularizer`); the group norms go to metrics.jsonl as kind "sparsity" rows (and
     kind "sparsity" progress events) every `log_interval` steps.
+    `ema` > 0 keeps an exponential moving average of the weights and BatchNorm statistics (decay `ema` per
+    step); validation scores it and it is the saved model (the raw weights stay in the checkpoint).
     `teacher_cache` (a folder) computes the teacher's disparity once per stored pair, on the whole
     un-augmented pair, and crops it like the images instead of running the teacher every step (see
     `data.teacher_cache`; dataset folders only, not with feature distillation).
@@ -108,6 +111,7 @@ class TrainConfig:
     synthetic_size: tuple[int, int] | None = None
     augment: bool = True
     aug_scale: tuple[float, float] | None = None  # random scale of each training pair (disparity scaled)
+    ema: float = 0.0  # decay of an exponential moving average of the weights (and BN statistics); 0 = off
     # prune-ready training (`engine.losses.PruneReadyRegularizer`): group sparsity so pruning costs little
     prune_ready: bool = False
     sparsity_reg: float = 20.0
@@ -143,6 +147,8 @@ class TrainConfig:
         scale = cfg.aug_scale
         if scale is not None and not (len(scale) == 2 and 0 < scale[0] <= scale[1]):
             problems.append(f"aug_scale must be a range 0 < lo <= hi, got {list(cfg.aug_scale)}")
+        if not (math.isfinite(cfg.ema) and 0.0 <= cfg.ema < 1.0):
+            problems.append(f"ema must be a decay in [0, 1) (0 = off), got {cfg.ema}")
         if cfg.schedule not in ("cosine", "onecycle", "constant"):
             problems.append(f"unknown schedule '{cfg.schedule}' (cosine, onecycle, constant)")
         if cfg.precision == "auto":
@@ -376,6 +382,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     sparsity: PruneReadyRegularizer | None
     validator: _Validator | None
+    ema: AveragedModel | None  # the moving average of the student's weights (`cfg.ema`), or None
     run_dir: Path
     ckpt_path: Path
     metrics_path: Path
@@ -385,6 +392,11 @@ class _Run:
     @property
     def bf16(self) -> bool:
         return self.cfg.precision == "bf16"
+
+    @property
+    def kept(self) -> nn.Module:
+        """The network validation scores and the run saves: the moving average if there is one."""
+        return self.student if self.ema is None else self.ema.module
 
 
 def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job[Path]:
@@ -431,6 +443,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
             projector.load_state_dict(state["projector"])
         optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
+    ema = _make_ema(student, cfg.ema, state)
     sparsity = None
     if cfg.prune_ready:
         yield Progress(step=start_step, total=cfg.steps, kind="log", message="building the sparsity groups")
@@ -466,7 +479,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
         else None
     run = _Run(cfg=cfg, info=info, device=device, max_disp=max_disp, student=student, teacher=teacher,
                projector=projector, trainee=trainee, model=model, optimizer=optimizer, sparsity=sparsity,
-               validator=validator, run_dir=run_dir, ckpt_path=ckpt_path, metrics_path=metrics_path,
+               validator=validator, ema=ema, run_dir=run_dir, ckpt_path=ckpt_path, metrics_path=metrics_path,
                ticker=Ticker(0.5), last_ckpt=str(ckpt_path) if state else None)
     activity = "distilling" if teacher is not None else "training"
     prefetch = _Prefetcher(make_batch, start_step, cfg.steps) if start_step < cfg.steps else None
@@ -614,6 +627,8 @@ def _train_step(run: _Run, step: int, batch: dict) -> Iterator[Progress]:
     run.optimizer.step()
     if strength > 0:
         sparsity.after_step(lr, strength)
+    if run.ema is not None:
+        run.ema.update_parameters(run.student)
     return lr, loss_value, {k: float(v) for k, v in zip(parts, reported[1:].tolist(), strict=True)}
 
 
@@ -654,7 +669,7 @@ def _log_metrics(run: _Run, step: int, window: dict[str, list[float]],
 
 def _validate(run: _Run, step: int) -> Iterator[Progress]:
     """Validates the student after `step` steps (a sub-generator) and logs it; returns the metrics."""
-    result = yield from run.validator.run(run.student, step, run.cfg.steps, run.bf16)
+    result = yield from run.validator.run(run.kept, step, run.cfg.steps, run.bf16)
     run.model.train()
     _append_jsonl(run.metrics_path, {"kind": "validation", "step": step, **result})
     yield Progress(step=step, total=run.cfg.steps, kind="validation", metrics=result,
@@ -665,7 +680,8 @@ def _validate(run: _Run, step: int) -> Iterator[Progress]:
 def _save_checkpoint(run: _Run, step: int, last_val: dict[str, float]) -> Progress:
     """Writes `checkpoints/last.pt` after `step` steps and logs it; returns the event to yield."""
     _write_checkpoint(run.ckpt_path, run.cfg, step, run.student, run.projector, run.optimizer, last_val,
-                      run.sparsity.state() if run.sparsity is not None else None)
+                      run.sparsity.state() if run.sparsity is not None else None,
+                      run.ema.state_dict() if run.ema is not None else None)
     run.last_ckpt = str(run.ckpt_path)
     _append_jsonl(run.metrics_path, {"kind": "checkpoint", "step": step, "path": run.last_ckpt})
     return Progress(step=step, total=run.cfg.steps, kind="checkpoint", message=f"saved {run.ckpt_path}",
@@ -678,18 +694,32 @@ def _save_final_model(run: _Run, last_val: dict[str, float], *, start_step: int,
     from stereo_studio.models.storage import save_model
 
     cfg, sparsity, model_dir = run.cfg, run.sparsity, run.run_dir / "model"
-    meta = {"trained_steps": cfg.steps, "teacher": cfg.teacher, "data": cfg.data,
+    meta = {"trained_steps": cfg.steps, "teacher": cfg.teacher, "data": cfg.data, "ema": cfg.ema,
             "run": str(run.run_dir), **{k: v for k, v in last_val.items()}}
     if sparsity is not None:
         meta["prune_ready"] = {"method": cfg.sparsity_method, "reg": cfg.sparsity_reg,
                                "target_ratio": cfg.target_ratio, "start": cfg.sparsity_start,
                                **sparsity.stats()}
-    save_model(run.student.eval(), model_dir, meta)
+    save_model(run.kept.eval(), model_dir, meta)
     summary = {"model": str(model_dir), "steps": cfg.steps, "resumed_from": start_step,
                "train_time_s": round(time.monotonic() - t_start, 2), "it_s": rate,
                "validation": last_val, "checkpoint": run.last_ckpt,
                "world_size": run.info.world_size}
     (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def _make_ema(student: nn.Module, decay: float, state: dict[str, Any] | None) -> AveragedModel | None:
+    """The moving average of `student` (weights and BatchNorm statistics) for `decay` > 0, restored from
+    the checkpoint `state` when resuming."""
+    if decay <= 0:
+        return None
+    ema = AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    ema.requires_grad_(False)
+    if state is not None:
+        if "ema" not in state:
+            raise TrainingError("cannot resume: the checkpoint holds no moving average (ema) of the weights")
+        ema.load_state_dict(state["ema"])
+    return ema.eval()
 
 
 def _make_augmenter(augmenter_cls: type, cfg: TrainConfig) -> Any:
@@ -716,7 +746,8 @@ def _append_jsonl(path: Path, row: dict[str, Any]) -> None:
 
 def _write_checkpoint(path: Path, cfg: TrainConfig, step: int, student: nn.Module,
                       projector: nn.Module | None, optimizer: torch.optim.Optimizer,
-                      last_val: dict[str, float], sparsity: dict[str, list[int]] | None = None) -> None:
+                      last_val: dict[str, float], sparsity: dict[str, list[int]] | None = None,
+                      ema: dict[str, torch.Tensor] | None = None) -> None:
     state = {
         "version": 1,
         "step": step,
@@ -731,6 +762,8 @@ def _write_checkpoint(path: Path, cfg: TrainConfig, step: int, student: nn.Modul
     }
     if sparsity is not None:
         state["sparsity"] = sparsity
+    if ema is not None:
+        state["ema"] = ema
     save_checkpoint(state, path)
 
 

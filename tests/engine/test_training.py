@@ -146,6 +146,31 @@ def test_resume_continues_exactly(tmp_path):
     assert [r["step"] for r in rows if r["kind"] == "step"] == [1, 2, 3, 4, 5, 6]  # no duplicate step 4
 
 
+def test_weight_average_is_saved_and_resumes_exactly(tmp_path):
+    """`ema`: the saved model is the moving average (not the last weights), the checkpoint holds both, and a
+    cancelled run resumed ends with the same average as an uncut one."""
+    from safetensors.torch import load_file
+
+    cfg = tiny(ema=0.5)
+    _, full_dir = collect(train(cfg, tmp_path / "full"))
+    state = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
+    saved = load_file(str(full_dir / "model.safetensors"))
+    name = next(k for k in saved if k.endswith("weight") and saved[k].dim() == 4)
+    assert torch.equal(saved[name], state["ema"]["module." + name])
+    assert not torch.equal(saved[name], state["model"][name])  # an average, not the last step's weights
+    job = train(cfg, tmp_path / "cut")
+    for event in job:
+        if event.kind == "step" and event.step == 4:
+            break
+    job.close()
+    _, cut_dir = collect(train(cfg, tmp_path / "cut", resume=True))
+    resumed = load_file(str(cut_dir / "model.safetensors"))
+    for k, v in saved.items():
+        torch.testing.assert_close(resumed[k], v, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TrainingError, match="ema must be a decay"):
+        tiny(ema=1.0).resolved()
+
+
 def test_resume_with_different_config_is_refused(tmp_path):
     collect(train(tiny(steps=3), tmp_path / "run"))
     with pytest.raises(TrainingError, match=r"config differs.*lr: 0.002 -> 0.01"):

@@ -241,3 +241,14 @@ def test_train_refuses_a_bad_scale_range(capsys, tmp_path: Path, value: str) -> 
                    "--out", str(tmp_path / "run"))
     assert error.startswith("error: --aug-scale: expected"), error
     assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------------------------------------------------- train --ema
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1", "nan"])
+def test_train_refuses_a_bad_weight_average_decay(capsys, tmp_path: Path, value: str) -> None:
+    error = _error(capsys, "train", "--data", "synthetic", "--steps", "1", "--ema", value,
+                   "--out", str(tmp_path / "run"))
+    assert "ema must be a decay in [0, 1)" in error, error
+    assert not (tmp_path / "run").exists()

@@ -246,13 +246,15 @@ if want pruned-fresh && ! done_run $ck/student-fresh-pruned; then
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
-# The shipped teacher is teacher-fresh (stop 22): the clutter fine-tune (better than the v2 teacher on
+# The shipped teacher is teacher-photo-avg (stop 24: teacher-fresh continued on clutter + clutter-photo pairs with
+# a moving average of the weights; the rule in models/README.md). Before it, teacher-fresh (stop 22): the clutter
+# fine-tune (better than the v2 teacher on
 # held-out synthetic: EPE 0.411 against 0.430) continued on twice the unique clutter pairs (0.400: the rule in
 # models/README.md). The shipped student is student-fresh (student-rescaled continued on both clutter sets and
 # distilled from teacher-fresh: held-out synthetic 0.668 against 0.748, the rule in models/README.md), shipped
 # with the scratch baseline at the same budget (scratch-fresh) and its own pruned network (pruned-fresh).
 if want ship; then
-    declare -A run_of=([teacher]=teacher-fresh [student-scratch]=student-scratch-fresh [student]=student-fresh
+    declare -A run_of=([teacher]=teacher-photo-avg [student-scratch]=student-scratch-fresh [student]=student-fresh
                        [student-pruned]=student-fresh-pruned)
     for name in "${!run_of[@]}"; do
         done_run $ck/${run_of[$name]} || { echo "${run_of[$name]} is not finished" >&2; exit 1; }

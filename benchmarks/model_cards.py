@@ -80,6 +80,10 @@ def _recipe_lines(name: str, training: dict[str, Any]) -> list[str]:
                  f"{cfg.get('w_gt')}")
     else:
         text += ", ground truth only"
+    if cfg.get("aug_scale"):
+        text += f", random scale {cfg['aug_scale'][0]}-{cfg['aug_scale'][1]}x"
+    if cfg.get("ema"):
+        text += f", the shipped weights a moving average of the trained ones (decay {cfg['ema']})"
     if cfg.get("prune_ready"):
         text += (f", prune-ready ({cfg.get('sparsity_method')}, reg {cfg.get('sparsity_reg')}, target "
                  f"{cfg.get('target_ratio')} of the MACs)")

@@ -42,6 +42,14 @@ def collect(job) -> tuple[list, Path]:
         return events, stop.value
 
 
+def cancel_after_step(job, step: int) -> None:
+    """Runs `job` until it reports `step`, then cancels it (closes the generator)."""
+    for event in job:
+        if event.kind == "step" and event.step == step:
+            break
+    job.close()
+
+
 def step_losses(events) -> dict[int, float]:
     return {e.step: e.metrics["loss"] for e in events if e.kind == "step"}
 
@@ -127,11 +135,7 @@ def test_resume_continues_exactly(tmp_path):
     cfg = tiny()
     full, _ = collect(train(cfg, tmp_path / "full"))
     # The same run, cancelled after step 4 (the checkpoint of step 3 survives), then resumed.
-    job = train(cfg, tmp_path / "cut")
-    for event in job:
-        if event.kind == "step" and event.step == 4:
-            break
-    job.close()
+    cancel_after_step(train(cfg, tmp_path / "cut"), 4)
     assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["step"] == 3
     assert not (tmp_path / "cut" / "model").exists()
     assert not [t for t in threading.enumerate() if t.name == "stereo-studio-prefetch"]
@@ -158,11 +162,7 @@ def test_weight_average_is_saved_and_resumes_exactly(tmp_path):
     name = next(k for k in saved if k.endswith("weight") and saved[k].dim() == 4)
     assert torch.equal(saved[name], state["ema"]["module." + name])
     assert not torch.equal(saved[name], state["model"][name])  # an average, not the last step's weights
-    job = train(cfg, tmp_path / "cut")
-    for event in job:
-        if event.kind == "step" and event.step == 4:
-            break
-    job.close()
+    cancel_after_step(train(cfg, tmp_path / "cut"), 4)
     _, cut_dir = collect(train(cfg, tmp_path / "cut", resume=True))
     resumed = load_file(str(cut_dir / "model.safetensors"))
     for k, v in saved.items():

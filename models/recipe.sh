@@ -14,8 +14,9 @@
 #           never ran: its rule failed, models/README.md)
 #           teacher-scale (stop 23: teacher-fresh continued with random scale augmentation)
 #           teacher-avg (stop 24: teacher-fresh continued on clutter + clutter-photo, scale augmentation and a
-#           moving average of the weights; its rule failed) teacher-photo-avg (stop 24: the same without scale; shipped) teacher-scale-avg (stop 24: with a
-#           narrower scale range)
+#           moving average of the weights; its rule failed)
+#           teacher-photo-avg (stop 24: the same without scale; shipped as `teacher`)
+#           teacher-scale-avg (stop 24: teacher-photo-avg with a narrower scale range, 0.85-1.15x)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)

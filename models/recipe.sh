@@ -114,41 +114,27 @@ if want teacher-scale && ! done_run $ck/teacher-scale; then
         --batch-size 6 --crop 160x288 --lr 2e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
         --seed 0 --out $ck/teacher-scale $(resume_flag $ck/teacher-scale)
 fi
-# Experiment (stop 24): teacher-fresh, 3,000 more steps on both `clutter` sets plus the `clutter-photo` pairs,
-# with random scale augmentation (0.7-1.3x) and a moving average of the weights (decay 0.999, which is what
-# ships), lr 2e-4 cosine (100 warm-up steps), otherwise the teacher-fresh settings. Ships as `teacher` only by
-# the rule in models/README.md ("Weight averaging, photographs and scale together on the teacher").
-if want teacher-avg && ! done_run $ck/teacher-avg; then
+# Stop 24: teacher-fresh continued on both `clutter` sets plus the `clutter-photo` pairs with a moving average
+# of the weights (decay 0.999: the average is what the run saves), lr 2e-4 cosine (100 warm-up steps), otherwise
+# the teacher-fresh settings. teacher_from_fresh RUN STEPS [MORE TRAIN FLAGS...]
+teacher_from_fresh() {
     gen_clutter; gen_clutter_s2; gen_photo
     done_run $ck/teacher-fresh || { echo "run: bash models/recipe.sh teacher-fresh" >&2; exit 1; }
     $ss train --init-from $ck/teacher-fresh/model \
         --data runs/synth-clutter,runs/synth-clutter-s2,runs/synth-clutter-photo \
-        --val-data $val_q --val-pairs 1 --val-interval 500 --steps 3000 --warmup 100 --aug-scale 0.7,1.3 \
+        --val-data $val_q --val-pairs 1 --val-interval 500 --steps "$2" --warmup 100 "${@:3}" \
         --ema 0.999 --batch-size 6 --crop 160x288 --lr 2e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
-        --seed 0 --out $ck/teacher-avg $(resume_flag $ck/teacher-avg)
-fi
-# Experiment (stop 24): teacher-avg without the scale augmentation (its synthetic loss), 2,000 steps. Ships as
-# `teacher` only by the rule in models/README.md ("Photographs and weight averaging, without scale").
-if want teacher-photo-avg && ! done_run $ck/teacher-photo-avg; then
-    gen_clutter; gen_clutter_s2; gen_photo
-    done_run $ck/teacher-fresh || { echo "run: bash models/recipe.sh teacher-fresh" >&2; exit 1; }
-    $ss train --init-from $ck/teacher-fresh/model \
-        --data runs/synth-clutter,runs/synth-clutter-s2,runs/synth-clutter-photo \
-        --val-data $val_q --val-pairs 1 --val-interval 500 --steps 2000 --warmup 100 \
-        --ema 0.999 --batch-size 6 --crop 160x288 --lr 2e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
-        --seed 0 --out $ck/teacher-photo-avg $(resume_flag $ck/teacher-photo-avg)
-fi
-# Experiment (stop 24): teacher-photo-avg plus a narrower random scale (0.85-1.15x). Ships as `teacher` only by
-# the rule in models/README.md ("A narrower scale range on the teacher").
-if want teacher-scale-avg && ! done_run $ck/teacher-scale-avg; then
-    gen_clutter; gen_clutter_s2; gen_photo
-    done_run $ck/teacher-fresh || { echo "run: bash models/recipe.sh teacher-fresh" >&2; exit 1; }
-    $ss train --init-from $ck/teacher-fresh/model \
-        --data runs/synth-clutter,runs/synth-clutter-s2,runs/synth-clutter-photo \
-        --val-data $val_q --val-pairs 1 --val-interval 500 --steps 2000 --warmup 100 --aug-scale 0.85,1.15 \
-        --ema 0.999 --batch-size 6 --crop 160x288 --lr 2e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
-        --seed 0 --out $ck/teacher-scale-avg $(resume_flag $ck/teacher-scale-avg)
-fi
+        --seed 0 --out $ck/$1 $(resume_flag $ck/$1)
+}
+# Each ships as `teacher` only by its rule in models/README.md (sections "Weight averaging, photographs and scale
+# together on the teacher", "Photographs and weight averaging, without scale", "A narrower scale range").
+# 3,000 steps with random scale augmentation (0.7-1.3x): its rule failed.
+want teacher-avg && ! done_run $ck/teacher-avg && teacher_from_fresh teacher-avg 3000 --aug-scale 0.7,1.3
+# 2,000 steps without scale augmentation: shipped as `teacher` (stop 24).
+want teacher-photo-avg && ! done_run $ck/teacher-photo-avg && teacher_from_fresh teacher-photo-avg 2000
+# 2,000 steps with a narrower scale range (0.85-1.15x).
+want teacher-scale-avg && ! done_run $ck/teacher-scale-avg && teacher_from_fresh teacher-scale-avg 2000 \
+    --aug-scale 0.85,1.15
 # The students' common budget: 7,000 steps x batch 6 of 160x288 crops, lr 1e-3 cosine, fp32, 2 threads.
 student=(--arch student --steps 7000 --batch-size 6 --crop 160x288 --lr 1e-3 --threads 2 --precision fp32
          --max-disp 64 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500 --ckpt-interval 100)

@@ -17,6 +17,7 @@
 #           moving average of the weights; its rule failed)
 #           teacher-photo-avg (stop 24: the same without scale; shipped as `teacher`)
 #           teacher-scale-avg (stop 24: teacher-photo-avg with a narrower scale range, 0.85-1.15x)
+#           teacher-cool (stop 25: teacher-avg continued 800 steps without scale augmentation)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -135,6 +136,18 @@ want teacher-photo-avg && ! done_run $ck/teacher-photo-avg && teacher_from_fresh
 # 2,000 steps with a narrower scale range (0.85-1.15x).
 want teacher-scale-avg && ! done_run $ck/teacher-scale-avg && teacher_from_fresh teacher-scale-avg 2000 \
     --aug-scale 0.85,1.15
+# Stop 25: teacher-avg (its average) cooled down at the generator's own scale: 800 steps on the same three sets
+# without scale augmentation, lr 1e-4 cosine (50 warm-up steps), a ~100-step moving average. Ships as `teacher`
+# only by its rule in models/README.md ("Scale augmentation, then a native-scale cool-down").
+if want teacher-cool && ! done_run $ck/teacher-cool; then
+    gen_clutter; gen_clutter_s2; gen_photo
+    done_run $ck/teacher-avg || { echo "run: bash models/recipe.sh teacher-avg" >&2; exit 1; }
+    $ss train --init-from $ck/teacher-avg/model \
+        --data runs/synth-clutter,runs/synth-clutter-s2,runs/synth-clutter-photo \
+        --val-data $val_q --val-pairs 1 --val-interval 200 --steps 800 --warmup 50 \
+        --ema 0.99 --batch-size 6 --crop 160x288 --lr 1e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
+        --seed 0 --out $ck/teacher-cool $(resume_flag $ck/teacher-cool)
+fi
 # The students' common budget: 7,000 steps x batch 6 of 160x288 crops, lr 1e-3 cosine, fp32, 2 threads.
 student=(--arch student --steps 7000 --batch-size 6 --crop 160x288 --lr 1e-3 --threads 2 --precision fp32
          --max-disp 64 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500 --ckpt-interval 100)

@@ -18,6 +18,8 @@
 #           teacher-photo-avg (stop 24: the same without scale; shipped as `teacher`)
 #           teacher-scale-avg (stop 24: teacher-photo-avg with a narrower scale range, 0.85-1.15x)
 #           teacher-cool (stop 25: teacher-avg continued 800 steps without scale augmentation)
+#           student-scale scratch-scale pruned-scale (stop 25: the students continued with photographs, scale
+#           augmentation and weight averaging)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -221,7 +223,8 @@ if want scratch-fresh && ! done_run $ck/student-scratch-fresh; then
 fi
 # Pruned student: the sweep that chooses the ratio (models/README.md), pruning at PRUNE_RATIO (fraction of the
 # MACs, global L1 ranking, widths multiple of 8; default: the prune-ready target), then a distillation that
-# recovers it. prune_student SOURCE OUT TEACHER [DATA] (run folders under $ck; data: the clutter set).
+# recovers it. prune_student SOURCE OUT TEACHER [DATA [MORE DISTILL FLAGS...]] (run folders under $ck; data: the
+# clutter set).
 ratio=${PRUNE_RATIO:-0.75}
 prune_student() {
     local src=$1 out=$2 teacher=$3 data=${4:-runs/synth-clutter} raw=runs/$2-raw
@@ -236,7 +239,7 @@ prune_student() {
     $ss distill --teacher $ck/$teacher/model --init-from $raw --data $data \
         --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --steps 2000 --batch-size 6 --crop 160x288 \
         --lr 2e-4 --threads 2 --precision fp32 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500 \
-        --ckpt-interval 100 --out $ck/$out $(resume_flag $ck/$out)
+        --ckpt-interval 100 "${@:5}" --out $ck/$out $(resume_flag $ck/$out)
 }
 if want pruned && ! done_run $ck/student-pruned; then
     prune_student student student-pruned teacher
@@ -255,6 +258,36 @@ fi
 if want pruned-fresh && ! done_run $ck/student-fresh-pruned; then
     gen_clutter; gen_clutter_s2
     prune_student student-fresh student-fresh-pruned teacher-fresh runs/synth-clutter,runs/synth-clutter-s2
+fi
+# Stop 25: the three students continued on both `clutter` sets plus the `clutter-photo` pairs with random scale
+# augmentation (0.7-1.3x) and a moving average of the weights (0.999), 3,000 steps at lr 3e-4 cosine (100 warm-up
+# steps), otherwise the students' settings: the distilled one from the shipped teacher (teacher-photo-avg, cached
+# on the three sets) and still prune-ready, the scratch one on ground truth only, then the distilled one pruned at
+# the ratio its sweep supports and recovered the same way. They ship together or not at all, by the rule in
+# models/README.md ("The students with photographs and scale augmentation").
+scaled=(--data runs/synth-clutter,runs/synth-clutter-s2,runs/synth-clutter-photo --aug-scale 0.7,1.3 --ema 0.999
+        --steps 3000 --warmup 100 --batch-size 6 --crop 160x288 --lr 3e-4 --threads 2 --precision fp32 --seed 0
+        --val-data $val_q --val-pairs 1 --val-interval 500 --ckpt-interval 100)
+if want student-scale && ! done_run $ck/student-scale; then
+    gen_clutter; gen_clutter_s2; gen_photo
+    for run in student-fresh teacher-photo-avg; do
+        done_run $ck/$run || { echo "$run is not finished (its recipe stage first)" >&2; exit 1; }
+    done
+    $ss distill --teacher $ck/teacher-photo-avg/model --init-from $ck/student-fresh/model \
+        --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable \
+        --sparsity-reg 0.2 --target-ratio 0.75 "${scaled[@]}" \
+        --out $ck/student-scale $(resume_flag $ck/student-scale)
+fi
+if want scratch-scale && ! done_run $ck/student-scratch-scale; then
+    gen_clutter; gen_clutter_s2; gen_photo
+    done_run $ck/student-scratch-fresh || { echo "run: bash models/recipe.sh scratch-fresh" >&2; exit 1; }
+    $ss train --init-from $ck/student-scratch-fresh/model "${scaled[@]}" \
+        --out $ck/student-scratch-scale $(resume_flag $ck/student-scratch-scale)
+fi
+if want pruned-scale && ! done_run $ck/student-scale-pruned; then
+    gen_clutter; gen_clutter_s2; gen_photo
+    prune_student student-scale student-scale-pruned teacher-photo-avg \
+        runs/synth-clutter,runs/synth-clutter-s2,runs/synth-clutter-photo --aug-scale 0.7,1.3 --ema 0.999
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).

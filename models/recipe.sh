@@ -20,6 +20,7 @@
 #           teacher-cool (stop 25: teacher-avg continued 800 steps without scale augmentation)
 #           student-scale scratch-scale pruned-scale (stop 25: the students continued with photographs, scale
 #           augmentation and weight averaging)
+#           teacher-up teacher-down (stop 25: teacher-fresh with pairs only enlarged / only shrunk)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -150,6 +151,10 @@ if want teacher-cool && ! done_run $ck/teacher-cool; then
         --ema 0.99 --batch-size 6 --crop 160x288 --lr 1e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
         --seed 0 --out $ck/teacher-cool $(resume_flag $ck/teacher-cool)
 fi
+# Stop 25: which side of the scale range carries the real-pair gain: 2,000 steps with pairs enlarged only
+# (1.0-1.3x) or shrunk only (0.77-1.0x), otherwise the teacher-photo-avg settings.
+want teacher-up && ! done_run $ck/teacher-up && teacher_from_fresh teacher-up 2000 --aug-scale 1.0,1.3
+want teacher-down && ! done_run $ck/teacher-down && teacher_from_fresh teacher-down 2000 --aug-scale 0.77,1.0
 # The students' common budget: 7,000 steps x batch 6 of 160x288 crops, lr 1e-3 cosine, fp32, 2 threads.
 student=(--arch student --steps 7000 --batch-size 6 --crop 160x288 --lr 1e-3 --threads 2 --precision fp32
          --max-disp 64 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500 --ckpt-interval 100)

@@ -33,7 +33,8 @@ LIMITS = {
 # the stage is the folder's name).
 RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-rescaled-pruned": "pruned-rescaled", "student-scratch-fresh": "scratch-fresh",
-              "student-fresh-pruned": "pruned-fresh", "student-lean-pruned": "pruned-lean"}
+              "student-fresh-pruned": "pruned-fresh", "student-lean-pruned": "pruned-lean",
+              "student-scratch-scale": "scratch-scale", "student-scale-pruned": "pruned-scale"}
 
 
 def _stage(run_dir: str | Path) -> str:

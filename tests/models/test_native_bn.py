@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
-SCRIPT = Path(__file__).resolve().parents[2] / "models" / "native_bn.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("models_native_bn", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.models.scripts import load_script
 
 
 def test_only_the_batchnorm_statistics_change_and_the_meta_says_so(tmp_path: Path) -> None:
@@ -30,7 +22,7 @@ def test_only_the_batchnorm_statistics_change_and_the_meta_says_so(tmp_path: Pat
     save_model(build_model(default_config("student")).eval(), tmp_path / "model", {"run": "some/run"})
     pairs = SyntheticStereo(height=48, width=64, max_disp=16, seed=5, length=3)
     drain(write_dataset(pairs, tmp_path / "data"))
-    _script().main(tmp_path / "model", tmp_path / "data", 2, tmp_path / "out")
+    load_script("native_bn").main(tmp_path / "model", tmp_path / "data", 2, tmp_path / "out")
 
     before, after = load_model(tmp_path / "model"), load_model(tmp_path / "out")
     meta = json.loads((tmp_path / "out" / "config.json").read_text())["meta"]

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SHIP = Path(__file__).resolve().parents[2] / "models" / "ship.py"
+from tests.models.scripts import load_script
 
 
 def _ship_module():
-    spec = importlib.util.spec_from_file_location("models_ship", SHIP)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("ship")
 
 
 def _write_run(run: Path, records: list[dict], config: dict | None = None) -> None:

@@ -21,6 +21,7 @@
 #           student-scale scratch-scale pruned-scale (stop 25: the students continued with photographs, scale
 #           augmentation and weight averaging)
 #           teacher-up teacher-down (stop 25: teacher-fresh with pairs only enlarged / only shrunk)
+#           teacher-resample (stop 25, a diagnostic: teacher-fresh with every crop resampled at 0.98-1.02x)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -155,6 +156,9 @@ fi
 # (1.0-1.3x) or shrunk only (0.77-1.0x), otherwise the teacher-photo-avg settings.
 want teacher-up && ! done_run $ck/teacher-up && teacher_from_fresh teacher-up 2000 --aug-scale 1.0,1.3
 want teacher-down && ! done_run $ck/teacher-down && teacher_from_fresh teacher-down 2000 --aug-scale 0.77,1.0
+# Diagnostic (stop 25, never shipped): every crop resampled at nearly the generator's scale (0.98-1.02x).
+want teacher-resample && ! done_run $ck/teacher-resample && teacher_from_fresh teacher-resample 2000 \
+    --aug-scale 0.98,1.02
 # The students' common budget: 7,000 steps x batch 6 of 160x288 crops, lr 1e-3 cosine, fp32, 2 threads.
 student=(--arch student --steps 7000 --batch-size 6 --crop 160x288 --lr 1e-3 --threads 2 --precision fp32
          --max-disp 64 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500 --ckpt-interval 100)

@@ -9,7 +9,6 @@ Used to ask whether what scale augmentation changed in a network lies in its Bat
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -22,9 +21,8 @@ def main(model_dir: Path, data_dir: Path, pairs: int, dest: Path) -> None:
     model = load_model(model_dir)
     dataset = open_dataset(str(data_dir), limit=pairs)
     recalibrated = recalibrate_bn(model, [dataset[i] for i in range(len(dataset))])
-    meta = json.loads((model_dir / "config.json").read_text()).get("meta", {})
     source = {"data": str(data_dir), "pairs": len(dataset)}
-    save_model(recalibrated, dest, {**meta, "bn_recalibrated": source})
+    save_model(recalibrated, dest, {**model.meta, "bn_recalibrated": source})
     print(f"{model_dir} with BatchNorm statistics of {len(dataset)} pairs of {data_dir} saved to {dest}")
 
 

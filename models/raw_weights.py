@@ -8,7 +8,6 @@ Loads `RUN_DIR/model` (the average, as the run saved it), replaces its state wit
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -22,8 +21,7 @@ def main(run_dir: Path, dest: Path) -> None:
     if "ema" not in state:
         raise SystemExit(f"{run_dir} was not trained with --ema: its saved model holds the raw weights")
     model.load_state_dict(state["model"])
-    meta = json.loads((run_dir / "model" / "config.json").read_text()).get("meta", {})
-    save_model(model.eval(), dest, {**meta, "raw": True, "step": state["step"]})
+    save_model(model.eval(), dest, {**model.meta, "raw": True, "step": state["step"]})
     print(f"raw weights of step {state['step']} saved to {dest}")
 
 

@@ -10,10 +10,6 @@ import pytest
 from tests.models.scripts import load_script
 
 
-def _ship_module():
-    return load_script("ship")
-
-
 def _write_run(run: Path, records: list[dict], config: dict | None = None) -> None:
     (run / "model").mkdir(parents=True)
     (run / "model" / "config.json").write_text('{"arch": "student"}')
@@ -34,7 +30,7 @@ def test_ship_sums_wall_time_over_sessions_and_keeps_the_curve(tmp_path: Path) -
     ]
     run, dest = tmp_path / "run", tmp_path / "bundled" / "student"
     _write_run(run, records)
-    _ship_module().ship(run, dest)
+    load_script("ship").ship(run, dest)
     training = json.loads((dest / "training.json").read_text())
     assert training["wall_time_s"] == pytest.approx(29.0)
     assert [v["step"] for v in training["validation"]] == [0, 40]
@@ -47,7 +43,7 @@ def test_ship_refuses_an_unfinished_run(tmp_path: Path) -> None:
     _write_run(run, [])
     (run / "summary.json").unlink()
     with pytest.raises(SystemExit, match="not a finished run"):
-        _ship_module().ship(run, tmp_path / "dest")
+        load_script("ship").ship(run, tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
 
 
@@ -57,7 +53,7 @@ def test_a_fine_tune_records_the_run_it_started_from(tmp_path: Path) -> None:
                       {"kind": "validation", "step": 10, "val_epe": 3.0, "val_bad2": 30.0, "val_bad3": 20.0}])
     _write_run(tune, [{"kind": "step", "step": 5, "time_s": 7.0}],
                config={"steps": 5, "init_from": str(base / "model")})
-    _ship_module().ship(tune, tmp_path / "dest")
+    load_script("ship").ship(tune, tmp_path / "dest")
     training = json.loads((tmp_path / "dest" / "training.json").read_text())
     assert training["wall_time_s"] == pytest.approx(7.0)
     assert training["base"]["run"] == str(base)
@@ -70,7 +66,7 @@ def test_a_model_folder_that_is_not_a_run_has_no_base(tmp_path: Path) -> None:
     pruned.mkdir()
     run = tmp_path / "recovered"
     _write_run(run, [], config={"steps": 30, "init_from": str(pruned)})
-    _ship_module().ship(run, tmp_path / "dest")
+    load_script("ship").ship(run, tmp_path / "dest")
     assert "base" not in json.loads((tmp_path / "dest" / "training.json").read_text())
 
 
@@ -81,7 +77,7 @@ def test_a_fine_tune_of_a_fine_tune_records_the_whole_chain(tmp_path: Path) -> N
                config={"steps": 5, "init_from": str(first / "model")})
     _write_run(third, [{"kind": "step", "step": 3, "time_s": 4.0}],
                config={"steps": 3, "init_from": str(second / "model")})
-    _ship_module().ship(third, tmp_path / "dest")
+    load_script("ship").ship(third, tmp_path / "dest")
     base = json.loads((tmp_path / "dest" / "training.json").read_text())["base"]
     assert base["run"] == str(second) and base["wall_time_s"] == pytest.approx(20.0)
     assert base["base"]["run"] == str(first) and base["base"]["wall_time_s"] == pytest.approx(100.0)

@@ -34,7 +34,8 @@ LIMITS = {
 RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-rescaled-pruned": "pruned-rescaled", "student-scratch-fresh": "scratch-fresh",
               "student-fresh-pruned": "pruned-fresh", "student-lean-pruned": "pruned-lean",
-              "student-scratch-scale": "scratch-scale", "student-scale-pruned": "pruned-scale"}
+              "student-scratch-scale": "scratch-scale", "student-scale-pruned": "pruned-scale",
+              "student-scratch-more": "scratch-more", "student-down-pruned": "pruned-down"}
 
 
 def _stage(run_dir: str | Path) -> str:

@@ -22,6 +22,8 @@
 #           augmentation and weight averaging)
 #           teacher-up teacher-down (stop 25: teacher-fresh with pairs only enlarged / only shrunk)
 #           teacher-resample (stop 25, a diagnostic: teacher-fresh with every crop resampled at 0.98-1.02x)
+#           student-down scratch-more pruned-down (stop 26: the students from teacher-down, the scratch one
+#           given the same steps)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -297,6 +299,31 @@ if want pruned-scale && ! done_run $ck/student-scale-pruned; then
     gen_clutter; gen_clutter_s2; gen_photo
     prune_student student-scale student-scale-pruned teacher-photo-avg \
         runs/synth-clutter,runs/synth-clutter-s2,runs/synth-clutter-photo --aug-scale 0.7,1.3 --ema 0.999
+fi
+# Stop 26: the students from teacher-down (chosen as the issue asks: models/README.md, "Choosing the teacher as
+# the issue asks"): student-fresh distilled 3,000 more steps from it with student-fresh's continuation settings,
+# the scratch student given the same 3,000 steps on ground truth, and the distilled one pruned and recovered.
+down=(--data runs/synth-clutter,runs/synth-clutter-s2 --steps 3000 --warmup 100 --batch-size 6 --crop 160x288
+      --lr 3e-4 --threads 2 --precision fp32 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500
+      --ckpt-interval 100)
+if want student-down && ! done_run $ck/student-down; then
+    gen_clutter; gen_clutter_s2
+    for run in student-fresh teacher-down; do
+        done_run $ck/$run || { echo "$run is not finished (its recipe stage first)" >&2; exit 1; }
+    done
+    $ss distill --teacher $ck/teacher-down/model --init-from $ck/student-fresh/model \
+        --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable \
+        --sparsity-reg 0.2 --target-ratio 0.75 "${down[@]}" --out $ck/student-down $(resume_flag $ck/student-down)
+fi
+if want scratch-more && ! done_run $ck/student-scratch-more; then
+    gen_clutter; gen_clutter_s2
+    done_run $ck/student-scratch-fresh || { echo "run: bash models/recipe.sh scratch-fresh" >&2; exit 1; }
+    $ss train --init-from $ck/student-scratch-fresh/model "${down[@]}" --out $ck/student-scratch-more \
+        $(resume_flag $ck/student-scratch-more)
+fi
+if want pruned-down && ! done_run $ck/student-down-pruned; then
+    gen_clutter; gen_clutter_s2
+    prune_student student-down student-down-pruned teacher-down runs/synth-clutter,runs/synth-clutter-s2
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).

@@ -51,6 +51,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aug-scale", default=None, metavar="LO,HI",
                    help="resize each training pair by a random factor in [LO, HI] (log-uniform; disparity "
                         "scaled with it) before cropping, e.g. 0.7,1.3 (default: no scaling)")
+    p.add_argument("--aug-scale-prob", type=float, default=1.0, metavar="P",
+                   help="resize only this fraction of the pairs with --aug-scale; the others keep their "
+                        "native scale (default 1: all)")
     p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="keep a moving average of the weights and BatchNorm statistics with this decay per "
                         "step (e.g. 0.999); validation scores it and it is the saved model (default 0: off)")
@@ -151,6 +154,7 @@ def config_from_args(args: argparse.Namespace, teacher: str | None = None) -> An
         synthetic_size=parse_size(args.synthetic_size) if args.synthetic_size else None,
         augment=not args.no_augment,
         aug_scale=_aug_scale(args.aug_scale),
+        aug_scale_prob=args.aug_scale_prob,
         ema=args.ema,
         synthetic_pairs=args.synthetic_pairs,
         cache_mb=args.cache_mb,

@@ -21,7 +21,8 @@ class Augmenter:
     """`Augmenter(crop=(h, w))(sample, rng) -> StereoSample`, deterministic given `rng`.
 
     - `scale=(lo, hi)`: resize both views by a random factor (disparity scaled with it); with a crop only
-      the window that becomes the crop is resized.
+      the window that becomes the crop is resized. `scale_prob`: the fraction of pairs resized (the others
+      keep the native scale, untouched); 1 (default) draws no extra random number.
     - `crop`: the same random window in both views; pairs smaller than it are padded (padding is invalid).
     - `photometric`: per-view gain, gamma, colour balance and noise (the two views differ).
     - `vertical_jitter_px`: the right view is shifted by up to this many pixels vertically (sub-pixel).
@@ -33,15 +34,19 @@ class Augmenter:
 
     def __init__(self, crop: tuple[int, int] | None = (256, 512), photometric: bool = True,
                  vertical_jitter_px: float = 0.0, occlusion_patch: bool = True,
-                 scale: tuple[float, float] | None = None) -> None:
+                 scale: tuple[float, float] | None = None, scale_prob: float = 1.0) -> None:
         self.crop = None if crop is None else (int(crop[0]), int(crop[1]))
         self.photometric = photometric
         self.vertical_jitter_px = float(vertical_jitter_px)
         self.occlusion_patch = occlusion_patch
         self.scale = scale
+        self.scale_prob = float(scale_prob)
 
     def __call__(self, sample: StereoSample, rng: np.random.Generator) -> StereoSample:
         left, right, disp, valid = sample.left, sample.right, sample.disparity, sample.valid
+        scale = self.scale
+        if scale is not None and self.scale_prob < 1.0 and rng.random() >= self.scale_prob:
+            scale = None
         meta = {k: v for k, v in sample.meta.items() if k != "occlusion"}
         maps = {k: np.asarray(meta.pop(k), np.float32) for k in DISPARITY_MAPS if k in meta}
         if disp is not None:
@@ -49,10 +54,10 @@ class Augmenter:
             disp = np.where(valid, disp, 0.0).astype(np.float32)
         if self.crop is not None:
             left, right, disp, valid, maps = _scaled_crop(rng, left, right, disp, valid, self.crop,
-                                                          self.scale, maps)
-        elif self.scale is not None:
+                                                          scale, maps)
+        elif scale is not None:
             h, w = left.shape[:2]
-            f = _random_scale(rng, self.scale)
+            f = _random_scale(rng, scale)
             size = (max(8, round(h * f)), max(8, round(w * f)))
             left, right, disp, valid, maps = _resize_all(left, right, disp, valid, size, maps)
         if self.photometric:

@@ -47,6 +47,10 @@ class GeneratorConfig:
     floor_rise: tuple[float, float] = (0.2, 1.0)  # rise to the bottom row, fraction of the room left
     photo_prob: float = 0.0  # surfaces painted with crops of real photographs (needs `photo_dir`)
     photo_dir: str | None = None  # folder of photographs (`generate --photos`; models/fetch_photos.sh)
+    # Both views sample each surface's texture bilinearly at a random sub-pixel phase. Off (the default
+    # generator): the left view takes the texture on the pixel grid and only the right view interpolates, so
+    # the right view is softer by an amount that depends on the fractional disparity, a cue real cameras lack.
+    texture_phase: bool = False
     description: str = field(default="the default generator", compare=False)
 
     def __post_init__(self) -> None:
@@ -88,6 +92,13 @@ GENERATORS: dict[str, GeneratorConfig] = {c.name: c for c in (
     GeneratorConfig(name="clutter-photo", objects=(16, 40), photo_prob=0.5,
                     description="clutter and photographs: 16-40 objects, half the surfaces painted with "
                                 "crops of real photographs (rescaled, turned, recoloured; `--photos DIR`)"),
+    GeneratorConfig(name="phase", texture_phase=True,
+                    description="the default generator with both views resampled alike: each surface's "
+                                "texture is sampled bilinearly at a random sub-pixel phase in both views"),
+    GeneratorConfig(name="clutter-phase", objects=(16, 40), texture_phase=True,
+                    description="clutter (16-40 objects), both views resampled alike (see phase)"),
+    GeneratorConfig(name="clutter-photo-phase", objects=(16, 40), photo_prob=0.5, texture_phase=True,
+                    description="clutter and photographs, both views resampled alike (see phase)"),
 )}
 
 
@@ -121,6 +132,7 @@ class _Layer:
     cy: float
     dmin: float
     dmax: float
+    phase: tuple[float, float] | None = None  # (x, y) sub-pixel offset of the texture in both views
 
     def __post_init__(self) -> None:
         h, w = self.mask.shape
@@ -278,6 +290,9 @@ def _render_right(layer: _Layer, height: int, width: int, right: np.ndarray, rig
     m = cv2.remap(layer.mask, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if not m.any():
         return
+    if layer.phase is not None:
+        mx += np.float32(layer.phase[0])
+        my += np.float32(layer.phase[1])
     tex = cv2.remap(layer.texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     # Z-buffer: a pixel shows the nearest surface (largest disparity), whatever the drawing order.
     front = (m != 0) & (d > right_disp[ya:yb, xa:xb])
@@ -298,7 +313,12 @@ def _render_left(layer: _Layer, height: int, width: int, left: np.ndarray, disp:
     sl = (slice(ya - layer.y0, yb - layer.y0), slice(xa - layer.x0, xb - layer.x0))
     front = (layer.mask[sl] != 0) & (layer.field[sl] > disp[ya:yb, xa:xb])  # z-buffer: nearest wins
     front8 = front.view(np.uint8)
-    cv2.copyTo(layer.texture[sl], front8, left[ya:yb, xa:xb])
+    texture = layer.texture[sl]
+    if layer.phase is not None:  # the texture resampled at the layer's phase, as the right view samples it
+        my, mx = np.mgrid[sl[0], sl[1]].astype(np.float32)
+        texture = cv2.remap(layer.texture, mx + np.float32(layer.phase[0]), my + np.float32(layer.phase[1]),
+                            cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    cv2.copyTo(texture, front8, left[ya:yb, xa:xb])
     cv2.copyTo(layer.field[sl], front8, disp[ya:yb, xa:xb])
     left_id[ya:yb, xa:xb][front] = layer_id
 
@@ -469,6 +489,9 @@ def generate_pair(rng_or_seed: np.random.Generator | int | tuple | list, height:
         raise ValueError(f"synthetic pairs need height, width >= 8 and max_disp > 1, got {height}x{width}, "
                          f"{max_disp}")
     layers = _make_layers(rng, height, width, float(max_disp), n_objects, cfg)
+    if cfg.texture_phase:  # (no draw by default: the same pairs as before the option)
+        for layer, phase in zip(layers, rng.uniform(0.0, 1.0, (len(layers), 2)), strict=True):
+            layer.phase = (float(phase[0]), float(phase[1]))
     left = np.zeros((height, width, 3), np.float32)
     right = np.zeros((height, width, 3), np.float32)
     disp = np.full((height, width), -1.0, np.float32)  # z-buffers: every layer is nearer than -1

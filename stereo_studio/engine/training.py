@@ -111,6 +111,7 @@ class TrainConfig:
     synthetic_size: tuple[int, int] | None = None
     augment: bool = True
     aug_scale: tuple[float, float] | None = None  # random scale of each training pair (disparity scaled)
+    aug_scale_prob: float = 1.0  # fraction of the pairs `aug_scale` resizes (the others stay at native scale)
     ema: float = 0.0  # decay of an exponential moving average of the weights (and BN statistics); 0 = off
     # prune-ready training (`engine.losses.PruneReadyRegularizer`): group sparsity so pruning costs little
     prune_ready: bool = False
@@ -147,6 +148,8 @@ class TrainConfig:
         scale = cfg.aug_scale
         if scale is not None and not (len(scale) == 2 and 0 < scale[0] <= scale[1]):
             problems.append(f"aug_scale must be a range 0 < lo <= hi, got {list(cfg.aug_scale)}")
+        if not 0.0 < cfg.aug_scale_prob <= 1.0:
+            problems.append(f"aug_scale_prob must be in (0, 1], got {cfg.aug_scale_prob}")
         if not (math.isfinite(cfg.ema) and 0.0 <= cfg.ema < 1.0):
             problems.append(f"ema must be a decay in [0, 1) (0 = off), got {cfg.ema}")
         if cfg.schedule not in ("cosine", "onecycle", "constant"):
@@ -727,8 +730,9 @@ def _make_augmenter(augmenter_cls: type, cfg: TrainConfig) -> Any:
     occlusion patches if `augment`."""
     if cfg.augment:
         return augmenter_cls(crop=tuple(cfg.crop), photometric=True, vertical_jitter_px=1.0,
-                             occlusion_patch=True, scale=cfg.aug_scale)
-    return augmenter_cls(crop=tuple(cfg.crop), photometric=False, occlusion_patch=False, scale=cfg.aug_scale)
+                             occlusion_patch=True, scale=cfg.aug_scale, scale_prob=cfg.aug_scale_prob)
+    return augmenter_cls(crop=tuple(cfg.crop), photometric=False, occlusion_patch=False, scale=cfg.aug_scale,
+                         scale_prob=cfg.aug_scale_prob)
 
 
 def _opt_to(t: torch.Tensor | None, device: str) -> torch.Tensor | None:

@@ -77,3 +77,20 @@ def test_scale_and_padding_and_no_gt():
     assert padded.left.shape == (50, 70, 3) and not padded.valid[40:].any() and not padded.valid[:, 60:].any()
     no_gt = Augmenter(crop=(16, 16))(_pair(gt=False), np.random.default_rng(0))
     assert no_gt.left.shape == (16, 16, 3) and not no_gt.has_gt
+
+
+def test_scale_prob_leaves_the_other_pairs_at_native_scale():
+    s = _pair()
+    mixed = Augmenter(crop=(20, 30), scale=(2.0, 2.0), scale_prob=0.5, photometric=False,
+                      occlusion_patch=False)
+    native = 0
+    for seed in range(40):
+        out = mixed(s, np.random.default_rng(seed))
+        try:
+            y, x = _locate(out.left, s.left)  # an untouched window of the source pair
+        except AssertionError:
+            assert out.disparity[out.valid].max() > s.disparity.max()  # doubled disparities
+            continue
+        native += 1
+        assert np.array_equal(out.disparity, np.where(s.valid, s.disparity, 0)[y:y + 20, x:x + 30])
+    assert 10 < native < 30

@@ -96,6 +96,8 @@ def test_config_round_trip_and_checks():
     assert TrainConfig.from_dict(json.loads(json.dumps(scaled.to_dict()))).resolved() == scaled
     with pytest.raises(TrainingError, match="aug_scale must be a range"):
         tiny(aug_scale=(1.3, 0.7)).resolved()
+    with pytest.raises(TrainingError, match="aug_scale_prob must be in"):
+        tiny(aug_scale=(0.8, 1.0), aug_scale_prob=0.0).resolved()
 
 
 def test_scale_augmentation_reaches_the_augmenter():

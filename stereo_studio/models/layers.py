@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -66,6 +68,22 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     if ph == 0 and pw == 0:
         return x
     return F.pad(x, (0, pw, 0, ph), mode="replicate")
+
+
+def both_views(extractor: nn.Module, left: torch.Tensor, right: torch.Tensor) -> tuple[Any, Any]:
+    """`extractor` applied to each view. In inference (eval mode, no autograd) the two views run as one batch:
+    fewer, larger convolutions, faster on a 2-core CPU, and identical results since BatchNorm then uses its
+    running statistics. In training each view keeps its own BatchNorm batch statistics, and with autograd on
+    (Torch-Pruning traces the graph so) each view runs alone: its graph cannot follow a batch split.
+    Tensor outputs, or tuples of them, are split back per view."""
+    training = any(m.training for m in extractor.modules())  # e.g. BatchNorm alone in train mode
+    if training or torch.is_grad_enabled() or left.shape != right.shape:
+        return extractor(left), extractor(right)
+    both = extractor(torch.cat([left, right], dim=0))
+    if isinstance(both, torch.Tensor):
+        return tuple(both.chunk(2, dim=0))
+    halves = [t.chunk(2, dim=0) for t in both]
+    return tuple(h[0] for h in halves), tuple(h[1] for h in halves)
 
 
 def soft_argmin(logits: torch.Tensor, dim: int = 1) -> torch.Tensor:

@@ -17,7 +17,15 @@ from torch import nn
 
 from stereo_studio.errors import ModelError
 from stereo_studio.models.cost_volume import correlation_volume
-from stereo_studio.models.layers import ConvSumBN, InputNorm, ResBlock, conv_bn, pad_to_multiple, soft_argmin
+from stereo_studio.models.layers import (
+    ConvSumBN,
+    InputNorm,
+    ResBlock,
+    both_views,
+    conv_bn,
+    pad_to_multiple,
+    soft_argmin,
+)
 from stereo_studio.models.registry import MIN_MAX_DISP, register_architecture
 
 
@@ -112,8 +120,7 @@ class StudentNet(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         h, w = left.shape[-2:]
         left_p, right_p = pad_to_multiple(left, self.multiple), pad_to_multiple(right, self.multiple)
-        half_l, quarter_l = self.features(left_p)
-        _, quarter_r = self.features(right_p)
+        (half_l, quarter_l), (_, quarter_r) = both_views(self.features, left_p, right_p)
         cost = correlation_volume(self.corr_proj(quarter_l), self.corr_proj(quarter_r), self.disparities)
         x = self.agg(self.agg_in(torch.cat([cost, self.ctx_proj(quarter_l)], dim=1)))
         if self.low_down is not None:

@@ -19,7 +19,15 @@ from torch import nn
 
 from stereo_studio.errors import ModelError
 from stereo_studio.models.cost_volume import groupwise_correlation_volume
-from stereo_studio.models.layers import InputNorm, ResBlock, conv3d_bn, conv_bn, pad_to_multiple, soft_argmin
+from stereo_studio.models.layers import (
+    InputNorm,
+    ResBlock,
+    both_views,
+    conv3d_bn,
+    conv_bn,
+    pad_to_multiple,
+    soft_argmin,
+)
 from stereo_studio.models.registry import MIN_MAX_DISP, register_architecture
 
 UPSAMPLE = 4  # 1/4 res -> full res
@@ -121,8 +129,7 @@ class TeacherNet(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         h, w = left.shape[-2:]
         left_p, right_p = pad_to_multiple(left, self.multiple), pad_to_multiple(right, self.multiple)
-        feat_l = self.features(left_p)
-        feat_r = self.features(right_p)
+        feat_l, feat_r = both_views(self.features, left_p, right_p)
         volume = groupwise_correlation_volume(self.gwc_proj(feat_l), self.gwc_proj(feat_r), self.groups,
                                               self.disparities)
         cost = self.cost_out(self.hourglass(self.agg(volume)))  # N x 1 x h x w x D4

@@ -107,3 +107,30 @@ def test_lean_student_drops_the_half_resolution_blocks(tmp_path):
     old = {k: v for k, v in full.config.items() if k not in ("half_block", "refine_block")}
     assert isinstance(build_model(old).features.res2, torch.nn.Module) and not isinstance(
         build_model(old).refine, torch.nn.Identity)
+
+
+@pytest.mark.parametrize("arch", ["teacher", "student"])
+def test_views_batched_in_inference_only(arch):
+    """In inference both views go through the feature extractor as one batch, with the same result as one by
+    one; in training, under autograd (pruning traces the graph so) or with BatchNorm in train mode, one by
+    one (each view keeps its own batch statistics)."""
+    torch.manual_seed(0)
+    model = build_model(default_config(arch, max_disp=32)).eval()
+    calls: list[int] = []
+    model.features.register_forward_hook(lambda _m, inputs, _o: calls.append(inputs[0].shape[0]))
+    left, right = torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        batched = model(left, right)
+    assert calls == [4]
+    calls.clear()
+    with torch.enable_grad():
+        alone = model(left, right).detach()
+    assert calls == [2, 2]
+    assert torch.allclose(batched, alone, atol=1e-5)
+    calls.clear()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.train()
+    with torch.no_grad():
+        model(left, right)
+    assert calls == [2, 2]

@@ -39,7 +39,8 @@ RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-rescaled-pruned": "pruned-rescaled", "student-scratch-fresh": "scratch-fresh",
               "student-fresh-pruned": "pruned-fresh", "student-lean-pruned": "pruned-lean",
               "student-scratch-scale": "scratch-scale", "student-scale-pruned": "pruned-scale",
-              "student-scratch-more": "scratch-more", "student-down-pruned": "pruned-down"}
+              "student-scratch-more": "scratch-more", "student-down-pruned": "pruned-down",
+              "student-down-pruned-ema": "pruned-down-ema"}
 
 
 def _stage(run_dir: str | Path) -> str:

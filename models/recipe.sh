@@ -23,7 +23,7 @@
 #           teacher-up teacher-down (stop 25: teacher-fresh with pairs only enlarged / only shrunk)
 #           teacher-resample (stop 25, a diagnostic: teacher-fresh with every crop resampled at 0.98-1.02x)
 #           student-down scratch-more pruned-down (stop 26: the students from teacher-down, the scratch one
-#           given the same steps)
+#           given the same steps; shipped) pruned-down-ema (stop 26: a longer, averaged recovery)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -324,6 +324,14 @@ fi
 if want pruned-down && ! done_run $ck/student-down-pruned; then
     gen_clutter; gen_clutter_s2
     prune_student student-down student-down-pruned teacher-down runs/synth-clutter,runs/synth-clutter-s2
+fi
+# Stop 26: the same prune, recovered twice as long (4,000 steps) with a moving average of the weights (0.999):
+# its recovery curve above was best after 500 steps and drifted after. Ships as `student-pruned` by the rule in
+# models/README.md ("A longer, averaged recovery of the pruned student").
+if want pruned-down-ema && ! done_run $ck/student-down-pruned-ema; then
+    gen_clutter; gen_clutter_s2
+    prune_student student-down student-down-pruned-ema teacher-down runs/synth-clutter,runs/synth-clutter-s2 \
+        --steps 4000 --ema 0.999
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).

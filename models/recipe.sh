@@ -24,6 +24,7 @@
 #           teacher-resample (stop 25, a diagnostic: teacher-fresh with every crop resampled at 0.98-1.02x)
 #           student-down scratch-more pruned-down (stop 26: the students from teacher-down, the scratch one
 #           given the same steps; shipped) pruned-down-ema (stop 26: a longer, averaged recovery)
+#           student-down-mix (stop 26: student-down continued with half of its crops shrunk 0.77-1x)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -332,6 +333,19 @@ if want pruned-down-ema && ! done_run $ck/student-down-pruned-ema; then
     gen_clutter; gen_clutter_s2
     prune_student student-down student-down-pruned-ema teacher-down runs/synth-clutter,runs/synth-clutter-s2 \
         --steps 4000 --ema 0.999
+fi
+# Experiment (stop 26): student-down 3,000 more steps with half of its crops shrunk 0.77-1x (the resampling that
+# made teacher-down), otherwise student-down's settings and teacher. Recorded for the next stop
+# (models/README.md, "Resampled crops for the distilled student").
+if want student-down-mix && ! done_run $ck/student-down-mix; then
+    gen_clutter; gen_clutter_s2
+    for run in student-down teacher-down; do
+        done_run $ck/$run || { echo "$run is not finished (its recipe stage first)" >&2; exit 1; }
+    done
+    $ss distill --teacher $ck/teacher-down/model --init-from $ck/student-down/model \
+        --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable \
+        --sparsity-reg 0.2 --target-ratio 0.75 "${down[@]}" --aug-scale 0.77,1.0 --aug-scale-prob 0.5 \
+        --out $ck/student-down-mix $(resume_flag $ck/student-down-mix)
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).

@@ -307,15 +307,17 @@ fi
 down=(--data runs/synth-clutter,runs/synth-clutter-s2 --steps 3000 --warmup 100 --batch-size 6 --crop 160x288
       --lr 3e-4 --threads 2 --precision fp32 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500
       --ckpt-interval 100)
-if want student-down && ! done_run $ck/student-down; then
+# distill_from_down RUN FROM [MORE DISTILL FLAGS...]: the run FROM distilled 3,000 more steps from teacher-down.
+distill_from_down() {
     gen_clutter; gen_clutter_s2
-    for run in student-fresh teacher-down; do
+    for run in "$2" teacher-down; do
         done_run $ck/$run || { echo "$run is not finished (its recipe stage first)" >&2; exit 1; }
     done
-    $ss distill --teacher $ck/teacher-down/model --init-from $ck/student-fresh/model \
+    $ss distill --teacher $ck/teacher-down/model --init-from $ck/$2/model \
         --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable \
-        --sparsity-reg 0.2 --target-ratio 0.75 "${down[@]}" --out $ck/student-down $(resume_flag $ck/student-down)
-fi
+        --sparsity-reg 0.2 --target-ratio 0.75 "${down[@]}" "${@:3}" --out $ck/$1 $(resume_flag $ck/$1)
+}
+want student-down && ! done_run $ck/student-down && distill_from_down student-down student-fresh
 if want scratch-more && ! done_run $ck/student-scratch-more; then
     gen_clutter; gen_clutter_s2
     done_run $ck/student-scratch-fresh || { echo "run: bash models/recipe.sh scratch-fresh" >&2; exit 1; }
@@ -337,16 +339,8 @@ fi
 # Experiment (stop 26): student-down 3,000 more steps with half of its crops shrunk 0.77-1x (the resampling that
 # made teacher-down), otherwise student-down's settings and teacher. Recorded for the next stop
 # (models/README.md, "Resampled crops for the distilled student").
-if want student-down-mix && ! done_run $ck/student-down-mix; then
-    gen_clutter; gen_clutter_s2
-    for run in student-down teacher-down; do
-        done_run $ck/$run || { echo "$run is not finished (its recipe stage first)" >&2; exit 1; }
-    done
-    $ss distill --teacher $ck/teacher-down/model --init-from $ck/student-down/model \
-        --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable \
-        --sparsity-reg 0.2 --target-ratio 0.75 "${down[@]}" --aug-scale 0.77,1.0 --aug-scale-prob 0.5 \
-        --out $ck/student-down-mix $(resume_flag $ck/student-down-mix)
-fi
+want student-down-mix && ! done_run $ck/student-down-mix && \
+    distill_from_down student-down-mix student-down --aug-scale 0.77,1.0 --aug-scale-prob 0.5
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
 # The shipped teacher is teacher-down (stop 26: teacher-fresh continued on clutter + clutter-photo pairs shrunk

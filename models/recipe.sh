@@ -346,8 +346,10 @@ want student-down-mix && ! done_run $ck/student-down-mix && \
 # The shipped teacher is teacher-down (stop 26: teacher-fresh continued on clutter + clutter-photo pairs shrunk
 # 0.77-1x, with a moving average of the weights; chosen as the issue asks, models/README.md "Choosing the teacher
 # as the issue asks"), and the students are student-down (student-fresh distilled 3,000 more steps from it),
-# student-scratch-more (the scratch student given the same steps) and student-down-pruned (the rule in the same
-# section). Before them: teacher-photo-avg (stop 24: teacher-fresh continued on clutter + clutter-photo pairs
+# student-scratch-more (the scratch student given the same steps) and student-down-pruned-ema (its pruned network
+# recovered 4,000 steps with a moving average; the rules in models/README.md "Choosing the teacher as the issue
+# asks" and "A longer, averaged recovery"). Before them: teacher-photo-avg (stop 24: teacher-fresh continued on
+# clutter + clutter-photo pairs
 # with a moving average of the weights). Before it, teacher-fresh (stop 22): the clutter
 # fine-tune (better than the v2 teacher on
 # held-out synthetic: EPE 0.411 against 0.430) continued on twice the unique clutter pairs (0.400: the rule in
@@ -356,7 +358,7 @@ want student-down-mix && ! done_run $ck/student-down-mix && \
 # with the scratch baseline at the same budget (scratch-fresh) and its own pruned network (pruned-fresh).
 if want ship; then
     declare -A run_of=([teacher]=teacher-down [student-scratch]=student-scratch-more [student]=student-down
-                       [student-pruned]=student-down-pruned)
+                       [student-pruned]=student-down-pruned-ema)
     for name in "${!run_of[@]}"; do
         done_run $ck/${run_of[$name]} || { echo "${run_of[$name]} is not finished" >&2; exit 1; }
     done

@@ -93,12 +93,9 @@ GENERATORS: dict[str, GeneratorConfig] = {c.name: c for c in (
                     description="clutter and photographs: 16-40 objects, half the surfaces painted with "
                                 "crops of real photographs (rescaled, turned, recoloured; `--photos DIR`)"),
     GeneratorConfig(name="phase", texture_phase=True,
-                    description="the default generator with both views resampled alike: each surface's "
-                                "texture is sampled bilinearly at a random sub-pixel phase in both views"),
-    GeneratorConfig(name="clutter-phase", objects=(16, 40), texture_phase=True,
-                    description="clutter (16-40 objects), both views resampled alike (see phase)"),
-    GeneratorConfig(name="clutter-photo-phase", objects=(16, 40), photo_prob=0.5, texture_phase=True,
-                    description="clutter and photographs, both views resampled alike (see phase)"),
+                    description="diagnostic: the default generator with both views resampled alike (each "
+                                "surface's texture sampled bilinearly at a random sub-pixel phase in both "
+                                "views)"),
 )}
 
 

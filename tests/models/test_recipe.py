@@ -40,7 +40,7 @@ def test_the_bundled_pruned_student_is_the_bundled_student_pruned() -> None:
     """The pruned run was initialised from the shipped student's run (its prune stage's source)."""
     ship = _ship_map()
     text = RECIPE.read_text()
-    calls = re.findall(r"^\s+prune_student ([\w-]+) ([\w-]+) ([\w-]+)(?: \S+)?$", text, re.M)
+    calls = re.findall(r"^\s+prune_student ([\w-]+) ([\w-]+) ([\w-]+)(?: \S+)?(?: \\|$)", text, re.M)
     sources = {out: src for src, out, _teacher in calls}
     assert sources.get(ship["student-pruned"]) == ship["student"]
 
@@ -64,6 +64,7 @@ def test_every_run_folder_of_the_recipe_maps_to_a_stage_that_exists() -> None:
     stages = set(re.findall(r"want ([\w-]+)", text))
     runs = set(re.findall(r"--out \$ck/([\w-]+)", text)) - {"$out"}
     runs |= {out for _src, out in re.findall(r"^\s+prune_student ([\w-]+) ([\w-]+)", text, re.M)}
+    runs |= set(re.findall(r"^[^#\n]*distill_from_down ([\w-]+) [\w-]+", text, re.M))
     assert runs, "no run folders found in the recipe"
     missing = {run: _stage(run) for run in runs if _stage(run) not in stages}
     assert not missing, f"run folders whose stage the recipe lacks: {missing}"

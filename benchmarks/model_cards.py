@@ -40,7 +40,8 @@ RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-fresh-pruned": "pruned-fresh", "student-lean-pruned": "pruned-lean",
               "student-scratch-scale": "scratch-scale", "student-scale-pruned": "pruned-scale",
               "student-scratch-more": "scratch-more", "student-down-pruned": "pruned-down",
-              "student-down-pruned-ema": "pruned-down-ema"}
+              "student-down-pruned-ema": "pruned-down-ema", "student-down-mix-pruned": "pruned-mix",
+              "student-scratch-mix": "scratch-mix"}
 
 
 def _stage(run_dir: str | Path) -> str:

@@ -25,6 +25,7 @@
 #           student-down scratch-more pruned-down (stop 26: the students from teacher-down, the scratch one
 #           given the same steps; shipped) pruned-down-ema (stop 26: a longer, averaged recovery)
 #           student-down-mix (stop 26: student-down continued with half of its crops shrunk 0.77-1x)
+#           pruned-mix scratch-mix (stop 26: its pruned network, and the scratch student on the same crops)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -341,6 +342,19 @@ fi
 # (models/README.md, "Resampled crops for the distilled student").
 want student-down-mix && ! done_run $ck/student-down-mix && \
     distill_from_down student-down-mix student-down --aug-scale 0.77,1.0 --aug-scale-prob 0.5
+# Stop 26, to ship in a later stop by the rule in models/README.md ("Resampled crops for the distilled student"):
+# student-down-mix pruned and recovered like pruned-down-ema, and the scratch student given the same crops.
+if want pruned-mix && ! done_run $ck/student-down-mix-pruned; then
+    gen_clutter; gen_clutter_s2
+    prune_student student-down-mix student-down-mix-pruned teacher-down runs/synth-clutter,runs/synth-clutter-s2 \
+        --steps 4000 --ema 0.999
+fi
+if want scratch-mix && ! done_run $ck/student-scratch-mix; then
+    gen_clutter; gen_clutter_s2
+    done_run $ck/student-scratch-more || { echo "run: bash models/recipe.sh scratch-more" >&2; exit 1; }
+    $ss train --init-from $ck/student-scratch-more/model "${down[@]}" --aug-scale 0.77,1.0 --aug-scale-prob 0.5 \
+        --out $ck/student-scratch-mix $(resume_flag $ck/student-scratch-mix)
+fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
 # The shipped teacher is teacher-down (stop 26: teacher-fresh continued on clutter + clutter-photo pairs shrunk

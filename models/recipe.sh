@@ -359,10 +359,12 @@ fi
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
 # The shipped teacher is teacher-down (stop 26: teacher-fresh continued on clutter + clutter-photo pairs shrunk
 # 0.77-1x, with a moving average of the weights; chosen as the issue asks, models/README.md "Choosing the teacher
-# as the issue asks"), and the students are student-down (student-fresh distilled 3,000 more steps from it),
-# student-scratch-more (the scratch student given the same steps) and student-down-pruned-ema (its pruned network
-# recovered 4,000 steps with a moving average; the rules in models/README.md "Choosing the teacher as the issue
-# asks" and "A longer, averaged recovery"). Before them: teacher-photo-avg (stop 24: teacher-fresh continued on
+# as the issue asks"), and the students are student-down-mix (student-fresh distilled 3,000 steps from it, then
+# 3,000 more with half of the crops shrunk 0.77-1x), student-scratch-mix (the scratch student given the same steps
+# and crops) and student-down-mix-pruned (its pruned network recovered 4,000 steps with a moving average; the rules
+# in models/README.md "Choosing the teacher as the issue asks" and "Resampled crops for the distilled student").
+# Earlier in stop 26: student-down, student-scratch-more, student-down-pruned-ema. Before them: teacher-photo-avg
+# (stop 24: teacher-fresh continued on
 # clutter + clutter-photo pairs
 # with a moving average of the weights). Before it, teacher-fresh (stop 22): the clutter
 # fine-tune (better than the v2 teacher on
@@ -371,8 +373,8 @@ fi
 # distilled from teacher-fresh: held-out synthetic 0.668 against 0.748, the rule in models/README.md), shipped
 # with the scratch baseline at the same budget (scratch-fresh) and its own pruned network (pruned-fresh).
 if want ship; then
-    declare -A run_of=([teacher]=teacher-down [student-scratch]=student-scratch-more [student]=student-down
-                       [student-pruned]=student-down-pruned-ema)
+    declare -A run_of=([teacher]=teacher-down [student-scratch]=student-scratch-mix [student]=student-down-mix
+                       [student-pruned]=student-down-mix-pruned)
     for name in "${!run_of[@]}"; do
         done_run $ck/${run_of[$name]} || { echo "${run_of[$name]} is not finished" >&2; exit 1; }
     done

@@ -41,7 +41,9 @@ RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-scratch-scale": "scratch-scale", "student-scale-pruned": "pruned-scale",
               "student-scratch-more": "scratch-more", "student-down-pruned": "pruned-down",
               "student-down-pruned-ema": "pruned-down-ema", "student-down-mix-pruned": "pruned-mix",
-              "student-scratch-mix": "scratch-mix"}
+              "student-scratch-mix": "scratch-mix",
+              "student-down-mix-pruned-long": "pruned-mix-long",
+              "student-down-mix-pruned-625": "pruned-mix-625"}
 
 
 def _stage(run_dir: str | Path) -> str:

@@ -26,6 +26,8 @@
 #           given the same steps; shipped) pruned-down-ema (stop 26: a longer, averaged recovery)
 #           student-down-mix (stop 26: student-down continued with half of its crops shrunk 0.77-1x)
 #           pruned-mix scratch-mix (stop 26: its pruned network, and the scratch student on the same crops)
+#           pruned-mix-long pruned-mix-625 (stop 27: student-down-mix pruned at 0.75 / 0.625 of the MACs and
+#           recovered 6,000 steps on resampled crops)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -354,6 +356,20 @@ if want scratch-mix && ! done_run $ck/student-scratch-mix; then
     done_run $ck/student-scratch-more || { echo "run: bash models/recipe.sh scratch-more" >&2; exit 1; }
     $ss train --init-from $ck/student-scratch-more/model "${down[@]}" --aug-scale 0.77,1.0 --aug-scale-prob 0.5 \
         --out $ck/student-scratch-mix $(resume_flag $ck/student-scratch-mix)
+fi
+# Stop 27: student-down-mix pruned again and recovered 6,000 steps on the student's resampled crops (half shrunk
+# 0.77-1x) with a moving average, at the sweep's ratio (0.75 of the MACs) and at 0.625; the rule in models/README.md
+# ("The pruned student recovered on resampled crops, at two ratios").
+mixrec=(--steps 6000 --ema 0.999 --aug-scale 0.77,1.0 --aug-scale-prob 0.5)
+if want pruned-mix-long && ! done_run $ck/student-down-mix-pruned-long; then
+    gen_clutter; gen_clutter_s2
+    prune_student student-down-mix student-down-mix-pruned-long teacher-down runs/synth-clutter,runs/synth-clutter-s2 \
+        "${mixrec[@]}"
+fi
+if want pruned-mix-625 && ! done_run $ck/student-down-mix-pruned-625; then
+    gen_clutter; gen_clutter_s2
+    ratio=0.625 prune_student student-down-mix student-down-mix-pruned-625 teacher-down \
+        runs/synth-clutter,runs/synth-clutter-s2 "${mixrec[@]}"
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).

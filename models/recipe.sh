@@ -360,7 +360,7 @@ fi
 # Stop 27: student-down-mix pruned again and recovered 6,000 steps on the student's resampled crops (half shrunk
 # 0.77-1x) with a moving average, at the sweep's ratio (0.75 of the MACs) and at 0.625; the rule in models/README.md
 # ("The pruned student recovered on resampled crops, at two ratios").
-mixrec=(--steps 6000 --ema 0.999 --aug-scale 0.77,1.0 --aug-scale-prob 0.5)
+mixrec=(--threads 1 --steps 6000 --ema 0.999 --aug-scale 0.77,1.0 --aug-scale-prob 0.5)
 if want pruned-mix-long && ! done_run $ck/student-down-mix-pruned-long; then
     gen_clutter; gen_clutter_s2
     prune_student student-down-mix student-down-mix-pruned-long teacher-down runs/synth-clutter,runs/synth-clutter-s2 \

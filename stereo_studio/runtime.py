@@ -310,6 +310,17 @@ def apply_cached_wait_policy() -> None:
         pass
 
 
+def is_provisional(entry: dict[str, Any]) -> bool:
+    """A probe result measured while training ran or the machine was busy: to be measured again."""
+    return bool(entry.get("contended") or entry.get("busy"))
+
+
+def is_quiet(entry: dict[str, Any]) -> bool:
+    """A complete probe result measured on a quiet machine."""
+    complete = bool(entry.get("choice", {}).get("precision"))
+    return complete and not is_provisional(entry) and not entry.get("failed")
+
+
 def probing_enabled() -> bool:
     return os.environ.get(PROBE_ENV, "1").strip().lower() not in ("0", "no", "off", "false")
 
@@ -341,6 +352,16 @@ def ensure_settings(force: bool = False, notice: Callable[[str], None] | None = 
         with contextlib.suppress(OSError):
             save_entry(failed)
         return inference_settings(failed)
+    previous = load_entry()
+    if is_provisional(entry) and previous is not None and is_quiet(previous):
+        # a busy machine's measurement never replaces a quiet one (stop 26: a probe run right after training
+        # chose 1 thread and PASSIVE and became the benchmark's defaults); the quiet entry stays in charge
+        c, q = entry["choice"], previous["choice"]
+        msg = (f" {c['precision']}, {c['threads']} thread(s), {c['wait_policy']} ({c['median_ms']:.1f} ms) "
+               f"on a busy machine: kept the quiet measurement of {previous.get('measured_at', '?')} "
+               f"({q['precision']}, {q['threads']} thread(s), {q['wait_policy']})")
+        say(msg if notice is None else head + msg)
+        return inference_settings(previous)
     try:
         where = f"cached in {save_entry(entry)}"
     except OSError as exc:

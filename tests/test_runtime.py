@@ -167,6 +167,30 @@ def test_provisional_entry_is_measured_again_when_quiet(cache, monkeypatch):
     assert runtime.load_entry()["busy"] is False
 
 
+def test_a_busy_probe_never_replaces_a_quiet_entry(cache, monkeypatch):
+    """Stop 26: a forced probe right after training (load high) chose 1 thread and PASSIVE, replaced the quiet
+    entry and became a benchmark's defaults. The quiet measurement must stay in charge; a first busy probe
+    (no quiet entry yet) is still cached, marked provisional."""
+    monkeypatch.setenv(runtime.PROBE_ENV, "1")
+    quiet = {"choice": {"precision": "bf16", "threads": 2, "wait_policy": "ACTIVE", "median_ms": 6.0},
+             "busy": False, "contended": False, "measured_at": "earlier"}
+    runtime.save_entry(quiet)
+    runner = fake_runner({("ACTIVE", "fp32", 1): 9.0, ("PASSIVE", "fp32", 1): 5.0})
+    monkeypatch.setattr(runtime, "load_average", lambda: 99.0)  # the probe records the machine as busy
+    lines = []
+    probe = {"force": True, "runner": runner, "notice": lines.append, "threads": [1], "precisions": ["fp32"]}
+    s = runtime.ensure_settings(**probe)
+    assert runner.calls  # it did measure
+    assert (s.precision, s.threads, s.wait_policy) == ("bf16", 2, "ACTIVE")
+    assert runtime.load_entry()["measured_at"] == "earlier"
+    assert "busy machine: kept the quiet measurement of earlier" in lines[0]
+    # without a quiet entry the busy result is all there is: cached, provisional
+    cache.unlink()
+    s = runtime.ensure_settings(**probe)
+    assert (s.precision, s.threads, s.wait_policy) == ("fp32", 1, "PASSIVE")
+    assert runtime.load_entry()["busy"] is True and "provisional" in lines[-1]
+
+
 def test_a_failed_probe_falls_back_once(cache, monkeypatch):
     monkeypatch.setenv(runtime.PROBE_ENV, "1")
     calls = []

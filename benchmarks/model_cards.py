@@ -43,7 +43,9 @@ RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-down-pruned-ema": "pruned-down-ema", "student-down-mix-pruned": "pruned-mix",
               "student-scratch-mix": "scratch-mix",
               "student-down-mix-pruned-long": "pruned-mix-long",
-              "student-down-mix-pruned-625": "pruned-mix-625"}
+              "student-down-mix-pruned-625": "pruned-mix-625",
+              "student-scratch-convex": "scratch-convex", "student-scratch-mix-more": "scratch-mix-more",
+              "student-convex-pruned": "pruned-convex", "student-mix-more-pruned": "pruned-mix-more"}
 
 
 def _stage(run_dir: str | Path) -> str:

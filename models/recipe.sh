@@ -28,6 +28,8 @@
 #           pruned-mix scratch-mix (stop 26: its pruned network, and the scratch student on the same crops)
 #           pruned-mix-long pruned-mix-625 (stop 27: student-down-mix pruned at 0.75 / 0.625 of the MACs and
 #           recovered 6,000 steps on resampled crops)
+#           student-convex student-mix-more (stop 27: student-down-mix with a learned last upsampling, and
+#           the control without) scratch-convex scratch-mix-more pruned-convex pruned-mix-more (their twins)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -371,6 +373,44 @@ if want pruned-mix-625 && ! done_run $ck/student-down-mix-pruned-625; then
     ratio=0.625 prune_student student-down-mix student-down-mix-pruned-625 teacher-down \
         runs/synth-clutter,runs/synth-clutter-s2 "${mixrec[@]}"
 fi
+# Stop 27: the student's last x2 learned (convex upsampling, starting as bilinear: models/convex_init.py) against a
+# control given the same 3,000 more steps without it; then the scratch twin and the pruned network of the one
+# the rule in models/README.md ("Where the errors are, and a learned upsampling for the student") adopts.
+more_mix=(--aug-scale 0.77,1.0 --aug-scale-prob 0.5 --ema 0.999 --threads 1)
+convex_init() {  # convex_init RUN: runs/RUN-convex-init, RUN's model with convex upsampling (deterministic)
+    [[ -f runs/$1-convex-init/model.safetensors ]] || \
+        .venv/bin/python models/convex_init.py $ck/$1/model runs/$1-convex-init
+}
+# distill_more RUN INIT: INIT (a model folder) distilled 3,000 more steps from teacher-down like student-down-mix.
+distill_more() {
+    gen_clutter; gen_clutter_s2
+    $ss distill --teacher $ck/teacher-down/model --init-from "$2" \
+        --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable \
+        --sparsity-reg 0.2 --target-ratio 0.75 "${down[@]}" "${more_mix[@]}" --out $ck/$1 $(resume_flag $ck/$1)
+}
+# scratch_more RUN INIT: INIT trained 3,000 more steps on ground truth with the same crops and average.
+scratch_more() {
+    gen_clutter; gen_clutter_s2
+    $ss train --init-from "$2" "${down[@]}" "${more_mix[@]}" --out $ck/$1 $(resume_flag $ck/$1)
+}
+if want student-convex && ! done_run $ck/student-convex; then
+    convex_init student-down-mix
+    distill_more student-convex runs/student-down-mix-convex-init
+fi
+want student-mix-more && ! done_run $ck/student-mix-more && distill_more student-mix-more $ck/student-down-mix/model
+if want scratch-convex && ! done_run $ck/student-scratch-convex; then
+    convex_init student-scratch-mix
+    scratch_more student-scratch-convex runs/student-scratch-mix-convex-init
+fi
+want scratch-mix-more && ! done_run $ck/student-scratch-mix-more && \
+    scratch_more student-scratch-mix-more $ck/student-scratch-mix/model
+# prune_mix RUN: RUN pruned and recovered like student-down-mix-pruned-long.
+prune_mix() {
+    gen_clutter; gen_clutter_s2
+    prune_student $1 $1-pruned teacher-down runs/synth-clutter,runs/synth-clutter-s2 "${mixrec[@]}"
+}
+want pruned-convex && ! done_run $ck/student-convex-pruned && prune_mix student-convex
+want pruned-mix-more && ! done_run $ck/student-mix-more-pruned && prune_mix student-mix-more
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
 # The shipped teacher is teacher-down (stop 26: teacher-fresh continued on clutter + clutter-photo pairs shrunk

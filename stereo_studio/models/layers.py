@@ -128,3 +128,33 @@ class ConvSumBN(nn.Module):
         for conv, x in zip(self.convs[1:], inputs[1:], strict=True):
             out = out + conv(x)
         return F.relu(self.bn(out))
+
+
+def convex_upsample(disp: torch.Tensor, mask: torch.Tensor, factor: int,
+                    replicate: bool = False) -> torch.Tensor:
+    """RAFT convex upsampling: each fine pixel is a softmax-weighted mix of its coarse 3x3 neighbourhood.
+    `mask`: N x (9 f f) x h x w logits, channel = neighbour * f * f + row * f + column. `replicate` pads the
+    coarse disparity by repeating its border (bilinear's behaviour) instead of with zeros."""
+    n, _, h, w = disp.shape
+    mask = torch.softmax(mask.view(n, 1, 9, factor, factor, h, w), dim=2)
+    if replicate:
+        patches = F.unfold(F.pad(disp, (1, 1, 1, 1), mode="replicate"), 3)
+    else:
+        patches = F.unfold(disp, 3, padding=1)
+    up = (mask * patches.view(n, 1, 9, 1, 1, h, w)).sum(dim=2)  # N x 1 x f x f x h x w
+    return up.permute(0, 1, 4, 2, 5, 3).reshape(n, 1, h * factor, w * factor)
+
+
+def bilinear_mask_logits(factor: int) -> torch.Tensor:
+    """The (9 f f) mask logits with which `convex_upsample(..., replicate=True)` reproduces bilinear
+    interpolation (align_corners=False) up to 1e-6: an exact starting point for a learned upsampling."""
+    logits = torch.empty(9, factor, factor)
+    for sub_y in range(factor):
+        for sub_x in range(factor):
+            # the fine pixel's position on the coarse grid, relative to its own coarse pixel
+            oy, ox = (sub_y + 0.5) / factor - 0.5, (sub_x + 0.5) / factor - 0.5
+            for k in range(9):
+                dy, dx = k // 3 - 1, k % 3 - 1
+                weight = max(0.0, 1 - abs(oy - dy)) * max(0.0, 1 - abs(ox - dx))
+                logits[k, sub_y, sub_x] = torch.log(torch.tensor(weight + 1e-6))
+    return logits.reshape(-1)

@@ -3,7 +3,9 @@
 Features to 1/4 res (two stride-2 stages), a cosine correlation volume whose D4 = max_disp / 4 disparities are
 channels, concatenated with left context features and aggregated by 2D residual blocks (some dilated, plus a
 1/8-res branch); a protected head gives D4 logits -> fp32 soft-argmin at 1/4 res -> x2 -> a small residual
-refinement at 1/2 res from the 1/2-res left features -> bilinear x2 to full res.
+refinement at 1/2 res from the 1/2-res left features -> x2 to full res: bilinear, or (`upsample="convex"`) a
+convex mix of each pixel's 3x3 half-res neighbourhood with weights predicted by a 1x1 conv from the refinement
+features (RAFT's upsampling; it starts as exactly bilinear, so a trained bilinear student can take it on).
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from stereo_studio.models.layers import (
     ConvSumBN,
     InputNorm,
     ResBlock,
+    bilinear_mask_logits,
     both_views,
     conv_bn,
+    convex_upsample,
     pad_to_multiple,
     soft_argmin,
 )
 from stereo_studio.models.registry import MIN_MAX_DISP, register_architecture
+
+UPSAMPLINGS = ("bilinear", "convex")  # the last x2, half to full resolution
 
 
 class StudentFeatures(nn.Module):
@@ -66,12 +72,15 @@ class StudentNet(nn.Module):
         refine_channels: int = 16,
         half_block: bool = True,
         refine_block: bool = True,
+        upsample: str = "bilinear",
     ) -> None:
         super().__init__()
         if max_disp < MIN_MAX_DISP:
             raise ModelError(f"max_disp must be at least {MIN_MAX_DISP}, got {max_disp}")
         if len(feature_channels) != 2:
             raise ModelError(f"feature_channels needs 2 widths (1/2, 1/4 res), got {list(feature_channels)}")
+        if upsample not in UPSAMPLINGS:
+            raise ModelError(f"upsample must be one of {', '.join(UPSAMPLINGS)}, got {upsample!r}")
         self.config: dict[str, Any] = {
             "arch": "student",
             "max_disp": int(max_disp),
@@ -85,6 +94,7 @@ class StudentNet(nn.Module):
             "refine_channels": int(refine_channels),
             "half_block": bool(half_block),
             "refine_block": bool(refine_block),
+            "upsample": str(upsample),
         }
         self.max_disp = int(max_disp)
         self.disparities = math.ceil(max_disp / 4)
@@ -106,14 +116,19 @@ class StudentNet(nn.Module):
         self.refine_in = ConvSumBN([c2, 1], refine_channels)  # conv over (1/2-res features, disparity)
         self.refine = ResBlock(refine_channels) if refine_block else nn.Identity()
         self.refine_out = nn.Conv2d(refine_channels, 1, 3, padding=1)
+        self.up_mask = nn.Conv2d(refine_channels, 9 * 4, 1) if upsample == "convex" else None
+        if self.up_mask is not None:  # starts as bilinear: the weights learn where to depart from it
+            nn.init.zeros_(self.up_mask.weight)
+            with torch.no_grad():
+                self.up_mask.bias.copy_(bilinear_mask_logits(2))
 
     @classmethod
     def default_config(cls) -> dict[str, Any]:
         return cls().config
 
     def pruning_ignored_layers(self) -> list[nn.Module]:
-        """One logit per disparity and the one-channel residual must keep their widths."""
-        return [self.head, self.refine_out]
+        """One logit per disparity, the one-channel residual and the upsampling weights keep their widths."""
+        return [m for m in (self.head, self.refine_out, self.up_mask) if m is not None]
 
     def forward(
         self, left: torch.Tensor, right: torch.Tensor, return_features: bool = False
@@ -129,9 +144,12 @@ class StudentNet(nn.Module):
         logits = self.head(x)
         disp4 = soft_argmin(logits)  # fp32, in 1/4-res pixels
         disp2 = F.interpolate(disp4, scale_factor=2, mode="bilinear", align_corners=False) * 2.0
-        residual = self.refine_out(self.refine(self.refine_in(half_l, disp2.to(half_l.dtype))))
-        disp2 = F.relu(disp2 + residual.float())
-        disp = F.interpolate(disp2, scale_factor=2, mode="bilinear", align_corners=False) * 2.0
+        refined = self.refine(self.refine_in(half_l, disp2.to(half_l.dtype)))
+        disp2 = F.relu(disp2 + self.refine_out(refined).float())
+        if self.up_mask is not None:
+            disp = convex_upsample(disp2 * 2.0, self.up_mask(refined).float(), 2, replicate=True)
+        else:
+            disp = F.interpolate(disp2, scale_factor=2, mode="bilinear", align_corners=False) * 2.0
         disp = disp[..., :h, :w]
         if return_features:
             feats = {"left_quarter": quarter_l, "left_half": half_l, "cost": cost, "agg": x,

@@ -25,6 +25,7 @@ from stereo_studio.models.layers import (
     both_views,
     conv3d_bn,
     conv_bn,
+    convex_upsample,
     pad_to_multiple,
     soft_argmin,
 )
@@ -139,12 +140,3 @@ class TeacherNet(nn.Module):
             logits = cost.squeeze(1).permute(0, 3, 1, 2)  # N x D4 x h x w, like the student's head
             return disp, {"left_quarter": feat_l, "logits": logits, "disp_quarter": disp4 * UPSAMPLE}
         return disp
-
-
-def convex_upsample(disp: torch.Tensor, mask: torch.Tensor, factor: int) -> torch.Tensor:
-    """RAFT convex upsampling: each fine pixel is a softmax-weighted mix of its coarse 3x3 neighbourhood."""
-    n, _, h, w = disp.shape
-    mask = torch.softmax(mask.view(n, 1, 9, factor, factor, h, w), dim=2)
-    patches = F.unfold(disp, 3, padding=1).view(n, 1, 9, 1, 1, h, w)
-    up = (mask * patches).sum(dim=2)  # N x 1 x f x f x h x w
-    return up.permute(0, 1, 4, 2, 5, 3).reshape(n, 1, h * factor, w * factor)

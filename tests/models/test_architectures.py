@@ -109,6 +109,42 @@ def test_lean_student_drops_the_half_resolution_blocks(tmp_path):
         build_model(old).refine, torch.nn.Identity)
 
 
+def test_convex_student_starts_as_the_bilinear_one_and_learns_its_mask(tmp_path):
+    """upsample="convex": a trained bilinear student's weights load with only the mask conv new, and the
+    network then gives the same disparity (the mask starts as bilinear interpolation); the mask gets
+    gradients, keeps its 36 outputs when pruned, and the model saves and loads."""
+    import torch.nn.functional as F
+
+    from stereo_studio.engine.pruning import prune_model
+    from stereo_studio.models.layers import bilinear_mask_logits, convex_upsample
+    from stereo_studio.models.storage import load_net, save_model
+
+    coarse = torch.rand(2, 1, 5, 7) * 20
+    mask = bilinear_mask_logits(2).view(1, 36, 1, 1).expand(2, 36, 5, 7)
+    torch.testing.assert_close(convex_upsample(coarse, mask, 2, replicate=True),
+                               F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False),
+                               atol=1e-3, rtol=0)
+    torch.manual_seed(0)
+    bilinear = build_model(default_config("student", max_disp=32)).eval()
+    convex = build_model({**bilinear.config, "upsample": "convex"}).eval()
+    keys = convex.load_state_dict(bilinear.state_dict(), strict=False)
+    assert set(keys.missing_keys) == {"up_mask.weight", "up_mask.bias"} and not keys.unexpected_keys
+    x, y = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(convex(x, y), bilinear(x, y), atol=1e-3, rtol=0)
+    convex.train()
+    convex(x, y).mean().backward()
+    assert convex.up_mask.weight.grad is not None and convex.up_mask.weight.grad.abs().sum() > 0
+    pruned = prune_model(convex.eval(), 0.5, criterion="l1", round_to=8).eval()
+    assert pruned.up_mask.out_channels == 36 and pruned.up_mask.in_channels < 16
+    save_model(pruned, tmp_path / "convex")
+    again = load_net(str(tmp_path / "convex")).eval()
+    assert again.config["upsample"] == "convex"
+    torch.testing.assert_close(again(x, y), pruned(x, y))
+    with pytest.raises(ModelError, match="upsample"):
+        build_model(default_config("student", upsample="nearest"))
+
+
 @pytest.mark.parametrize("arch", ["teacher", "student"])
 def test_views_batched_in_inference_only(arch):
     """In inference both views go through the feature extractor as one batch, with the same result as one by

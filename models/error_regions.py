@@ -60,52 +60,59 @@ def occluded(gt: np.ndarray) -> np.ndarray:
     return out
 
 
-def report(spec: str, left: np.ndarray, right: np.ndarray, gt: np.ndarray,
-           masks: dict[str, np.ndarray]) -> str:
-    """One markdown row group: per region EPE / bad-3 and share of the model's bad-3 pixels."""
-    pred = load_matcher(spec, precision="fp32").predict(left, right)
-    err = np.abs(pred - np.where(masks["all"], gt, 0))
-    bad = (err > 3) & masks["all"]
-    cells = []
-    for name, mask in masks.items():
-        if name == "all":
-            continue
-        share = 100 * bad[mask].sum() / max(1, bad.sum())
-        cells.append(f"{err[mask].mean():.2f} / {100 * bad[mask].mean():.1f} % / {share:.0f} %")
-    whole = f"{err[masks['all']].mean():.3f} / {100 * bad[masks['all']].mean():.1f} %"
-    return f"| {spec} | {whole} | " + " | ".join(cells) + " |"
+def errors(spec: str, pairs: list, gts: list[np.ndarray]) -> np.ndarray:
+    """The model's absolute error on every pixel of every pair, flattened (invalid pixels 0)."""
+    matcher = load_matcher(spec, precision="fp32")
+    out = []
+    for pair, gt in zip(pairs, gts, strict=True):
+        valid = np.isfinite(gt) & (gt > 0)
+        out.append(np.abs(matcher.predict(pair.left, pair.right) - np.where(valid, gt, 0)).ravel())
+    return np.concatenate(out)
+
+
+def table(err: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> list[str]:
+    """Markdown rows: per model, EPE / bad-3 overall, then per region EPE / bad-3 / share of its bad-3."""
+    total = masks["all"].sum()
+    regions_only = {k: v for k, v in masks.items() if k != "all"}
+    heads = " | ".join(f"{k} ({100 * v.sum() / total:.0f} %): EPE / bad-3 / share of bad-3"
+                       for k, v in regions_only.items())
+    lines = [f"| model | all: EPE / bad-3 | {heads} |", "|---|---|" + "---|" * len(regions_only)]
+    for spec, e in err.items():
+        bad = (e > 3) & masks["all"]
+        share = {k: 100 * bad[m].sum() / max(1, bad.sum()) for k, m in regions_only.items()}
+        cells = [f"{e[m].mean():.2f} / {100 * bad[m].mean():.1f} % / {share[k]:.0f} %"
+                 for k, m in regions_only.items()]
+        lines.append(f"| {spec} | {e[masks['all']].mean():.3f} / {100 * bad[masks['all']].mean():.1f} % | "
+                     + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+")
-    parser.add_argument("--data", default=ALOE_Q)
+    parser.add_argument("--data", default=ALOE_Q,
+                        help="a Middlebury folder, or `synthetic`: 20 held-out pairs (seed 0), occlusion "
+                             "from the generator")
     args = parser.parse_args()
-    pair = open_dataset(args.data)[0]
-    gt = pair.disparity.astype(np.float32)
-    band = min(64, int(np.nanmax(np.where(np.isfinite(gt), gt, 0))) + 1)
-    masks = regions(gt, band)
-    share = {k: 100 * v.sum() / masks["all"].sum() for k, v in masks.items() if k != "all"}
-    print(f"{args.data}: pixels near depth edges {share['near depth edges']:.0f} %, left band ({band} px) "
-          f"{share['left band']:.0f} %, rest {share['rest']:.0f} %\n")
-    heads = " | ".join(f"{k}: EPE / bad-3 / share of bad-3" for k in share)
-    print(f"| model | all: EPE / bad-3 | {heads} |")
-    print("|---|---|" + "---|" * len(share))
-    rows = {spec: report(spec, pair.left, pair.right, gt, masks) for spec in args.models}
-    for row in rows.values():
-        print(row, flush=True)
-    hidden = occluded(gt)
-    near = masks["near depth edges"]
-    split = {"all": masks["all"], "occluded": masks["all"] & hidden, "near edges, visible": near & ~hidden,
-             "elsewhere, visible": masks["all"] & ~near & ~hidden}
-    share = {k: 100 * v.sum() / masks["all"].sum() for k, v in split.items() if k != "all"}
-    print(f"\noccluded in the right view (from the ground truth): {share['occluded']:.1f} % of the valid "
-          "pixels\n")
-    heads = " | ".join(f"{k} ({v:.0f} %): EPE / bad-3 / share of bad-3" for k, v in share.items())
-    print(f"| model | all: EPE / bad-3 | {heads} |")
-    print("|---|---|" + "---|" * len(share))
-    for spec in args.models:
-        print(report(spec, pair.left, pair.right, gt, split), flush=True)
+    data = open_dataset(args.data, limit=20, seed=0) if args.data == "synthetic" else open_dataset(args.data)
+    pairs = [data[i] for i in range(len(data))]
+    gts = [p.disparity.astype(np.float32) for p in pairs]
+    per_pair = []
+    for pair, gt in zip(pairs, gts, strict=True):
+        band = min(64, int(np.nanmax(np.where(np.isfinite(gt), gt, 0))) + 1)
+        masks = regions(gt, band)
+        hidden = pair.meta["occlusion"] if "occlusion" in pair.meta else occluded(gt)
+        near = masks["near depth edges"]
+        masks.update({"occluded": masks["all"] & hidden, "near edges, visible": near & ~hidden,
+                      "elsewhere, visible": masks["all"] & ~near & ~hidden})
+        per_pair.append(masks)
+    masks = {k: np.concatenate([m[k].ravel() for m in per_pair]) for k in per_pair[0]}
+    err = {spec: errors(spec, pairs, gts) for spec in args.models}
+    by_place = {k: masks[k] for k in ("all", "near depth edges", "left band", "rest")}
+    by_occlusion = {k: masks[k] for k in ("all", "occluded", "near edges, visible", "elsewhere, visible")}
+    print(f"{args.data}, {len(pairs)} pair(s)\n")
+    print("\n".join(table(err, by_place)) + "\n")
+    print("\n".join(table(err, by_occlusion)))
 
 
 if __name__ == "__main__":

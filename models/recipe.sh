@@ -30,6 +30,7 @@
 #           recovered 6,000 steps on resampled crops)
 #           student-convex student-mix-more (stop 27: student-down-mix with a learned last upsampling, and
 #           the control without) scratch-convex scratch-mix-more pruned-convex pruned-mix-more (their twins)
+#           student-warp (stop 27: student-down-mix with the warping error in its refinement)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -373,13 +374,13 @@ if want pruned-mix-625 && ! done_run $ck/student-down-mix-pruned-625; then
     ratio=0.625 prune_student student-down-mix student-down-mix-pruned-625 teacher-down \
         runs/synth-clutter,runs/synth-clutter-s2 "${mixrec[@]}"
 fi
-# Stop 27: the student's last x2 learned (convex upsampling, starting as bilinear: models/convex_init.py) against a
+# Stop 27: the student's last x2 learned (convex upsampling, starting as bilinear: models/with_options.py) against a
 # control given the same 3,000 more steps without it; then the scratch twin and the pruned network of the one
 # the rule in models/README.md ("Where the errors are, and a learned upsampling for the student") adopts.
 more_mix=(--aug-scale 0.77,1.0 --aug-scale-prob 0.5 --ema 0.999 --threads 1)
 convex_init() {  # convex_init RUN: runs/RUN-convex-init, RUN's model with convex upsampling (deterministic)
     [[ -f runs/$1-convex-init/model.safetensors ]] || \
-        .venv/bin/python models/convex_init.py $ck/$1/model runs/$1-convex-init
+        .venv/bin/python models/with_options.py $ck/$1/model runs/$1-convex-init upsample=convex
 }
 # distill_more RUN INIT: INIT (a model folder) distilled 3,000 more steps from teacher-down like student-down-mix.
 distill_more() {
@@ -404,6 +405,14 @@ if want scratch-convex && ! done_run $ck/student-scratch-convex; then
 fi
 want scratch-mix-more && ! done_run $ck/student-scratch-mix-more && \
     scratch_more student-scratch-mix-more $ck/student-scratch-mix/model
+# Stop 27: the refinement also given the warping error of the 1/2-res features (refine_warp, starting at zero),
+# against the same control (models/README.md, "The refinement told where the disparity fails").
+if want student-warp && ! done_run $ck/student-warp; then
+    [[ -f runs/student-down-mix-warp-init/model.safetensors ]] || \
+        .venv/bin/python models/with_options.py $ck/student-down-mix/model runs/student-down-mix-warp-init \
+            refine_warp=true
+    distill_more student-warp runs/student-down-mix-warp-init
+fi
 # prune_mix RUN: RUN pruned and recovered like student-down-mix-pruned-long.
 prune_mix() {
     gen_clutter; gen_clutter_s2

@@ -6,6 +6,8 @@ channels, concatenated with left context features and aggregated by 2D residual 
 refinement at 1/2 res from the 1/2-res left features -> x2 to full res: bilinear, or (`upsample="convex"`) a
 convex mix of each pixel's 3x3 half-res neighbourhood with weights predicted by a 1x1 conv from the refinement
 features (RAFT's upsampling; it starts as exactly bilinear, so a trained bilinear student can take it on).
+`refine_warp`: the refinement also sees where the 1/2-res disparity fails, the mean |left - warped right| of
+the 1/2-res features (its conv starts at zero, so a trained student takes it on exactly where it was).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from stereo_studio.models.layers import (
     convex_upsample,
     pad_to_multiple,
     soft_argmin,
+    warp_error,
 )
 from stereo_studio.models.registry import MIN_MAX_DISP, register_architecture
 
@@ -73,6 +76,7 @@ class StudentNet(nn.Module):
         half_block: bool = True,
         refine_block: bool = True,
         upsample: str = "bilinear",
+        refine_warp: bool = False,
     ) -> None:
         super().__init__()
         if max_disp < MIN_MAX_DISP:
@@ -95,6 +99,7 @@ class StudentNet(nn.Module):
             "half_block": bool(half_block),
             "refine_block": bool(refine_block),
             "upsample": str(upsample),
+            "refine_warp": bool(refine_warp),
         }
         self.max_disp = int(max_disp)
         self.disparities = math.ceil(max_disp / 4)
@@ -113,7 +118,11 @@ class StudentNet(nn.Module):
         else:
             self.low_down = self.low_res = self.low_up = None
         self.head = nn.Conv2d(agg_channels, self.disparities, 3, padding=1)
-        self.refine_in = ConvSumBN([c2, 1], refine_channels)  # conv over (1/2-res features, disparity)
+        # conv over (1/2-res features, disparity[, warping error])
+        self.refine_warp = bool(refine_warp)
+        self.refine_in = ConvSumBN([c2, 1, 1] if refine_warp else [c2, 1], refine_channels)
+        if refine_warp:
+            nn.init.zeros_(self.refine_in.convs[2].weight)
         self.refine = ResBlock(refine_channels) if refine_block else nn.Identity()
         self.refine_out = nn.Conv2d(refine_channels, 1, 3, padding=1)
         self.up_mask = nn.Conv2d(refine_channels, 9 * 4, 1) if upsample == "convex" else None
@@ -135,7 +144,7 @@ class StudentNet(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         h, w = left.shape[-2:]
         left_p, right_p = pad_to_multiple(left, self.multiple), pad_to_multiple(right, self.multiple)
-        (half_l, quarter_l), (_, quarter_r) = both_views(self.features, left_p, right_p)
+        (half_l, quarter_l), (half_r, quarter_r) = both_views(self.features, left_p, right_p)
         cost = correlation_volume(self.corr_proj(quarter_l), self.corr_proj(quarter_r), self.disparities)
         x = self.agg(self.agg_in(torch.cat([cost, self.ctx_proj(quarter_l)], dim=1)))
         if self.low_down is not None:
@@ -144,7 +153,13 @@ class StudentNet(nn.Module):
         logits = self.head(x)
         disp4 = soft_argmin(logits)  # fp32, in 1/4-res pixels
         disp2 = F.interpolate(disp4, scale_factor=2, mode="bilinear", align_corners=False) * 2.0
-        refined = self.refine(self.refine_in(half_l, disp2.to(half_l.dtype)))
+        refine_inputs = [half_l, disp2.to(half_l.dtype)]
+        if self.refine_warp:
+            # detached: an input signal, not a path to train the features through, and Torch-Pruning's graph
+            # then never sees the channel mean (it would block pruning the 1/2-res features)
+            error = warp_error(half_l.detach(), half_r.detach(), disp2.detach())
+            refine_inputs.append(error.to(half_l.dtype))
+        refined = self.refine(self.refine_in(*refine_inputs))
         disp2 = F.relu(disp2 + self.refine_out(refined).float())
         if self.up_mask is not None:
             disp = convex_upsample(disp2 * 2.0, self.up_mask(refined).float(), 2, replicate=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -143,6 +145,38 @@ def test_convex_student_starts_as_the_bilinear_one_and_learns_its_mask(tmp_path)
     torch.testing.assert_close(again(x, y), pruned(x, y))
     with pytest.raises(ModelError, match="upsample"):
         build_model(default_config("student", upsample="nearest"))
+
+
+def test_warp_error_refinement_starts_where_the_student_was(tmp_path):
+    """refine_warp: the refinement also takes |left - right warped by the disparity| of the 1/2-res features.
+    Its conv starts at zero (same disparity as before), learns, and the warp path is invisible to pruning:
+    the 1/2-res features prune exactly as without it."""
+    from stereo_studio.engine.pruning import prune_model
+    from stereo_studio.models.layers import warp_error
+    from stereo_studio.models.storage import load_net, save_model
+
+    feats = torch.rand(1, 4, 6, 12)
+    shifted = torch.roll(feats, shifts=-2, dims=-1)  # the right view: content 2 px further left
+    error = warp_error(feats, shifted, torch.full((1, 1, 6, 12), 2.0))
+    assert float(error[..., 2:].abs().max()) < 1e-6 and error.shape == (1, 1, 6, 12)
+    torch.manual_seed(0)
+    plain = build_model(default_config("student", max_disp=32)).eval()
+    warp = build_model({**plain.config, "refine_warp": True}).eval()
+    keys = warp.load_state_dict(plain.state_dict(), strict=False)
+    assert keys.missing_keys == ["refine_in.convs.2.weight"] and not keys.unexpected_keys
+    x, y = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(warp(x, y), plain(x, y))
+    trained = copy.deepcopy(warp).train()  # a train-mode forward moves BatchNorm statistics: on a copy
+    trained(x, y).mean().backward()
+    assert trained.refine_in.convs[2].weight.grad.abs().sum() > 0
+    pruned_warp = prune_model(warp.eval(), 0.75, criterion="l1", round_to=8).eval()
+    pruned_plain = prune_model(plain, 0.75, criterion="l1", round_to=8).eval()
+    assert pruned_warp.features.stem[0].out_channels == pruned_plain.features.stem[0].out_channels < 16
+    with torch.no_grad():
+        torch.testing.assert_close(pruned_warp(x, y), pruned_plain(x, y))
+    save_model(pruned_warp, tmp_path / "warp")
+    assert load_net(str(tmp_path / "warp")).config["refine_warp"] is True
 
 
 @pytest.mark.parametrize("arch", ["teacher", "student"])

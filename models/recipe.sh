@@ -428,6 +428,9 @@ want pruned-mix-more && ! done_run $ck/student-mix-more-pruned && prune_mix stud
 # 3,000 more with half of the crops shrunk 0.77-1x), student-scratch-mix (the scratch student given the same steps
 # and crops) and student-down-mix-pruned (its pruned network recovered 4,000 steps with a moving average; the rules
 # in models/README.md "Choosing the teacher as the issue asks" and "Resampled crops for the distilled student").
+# Stop 27: student-convex, student-scratch-convex and student-convex-pruned passed their accuracy rule but are not
+# shipped: the learned upsampling costs the real-time model a third of its speed (models/README.md, "Where the
+# errors are, and a learned upsampling for the student"); one edit of run_of above ships them.
 # Earlier in stop 26: student-down, student-scratch-more, student-down-pruned-ema. Before them: teacher-photo-avg
 # (stop 24: teacher-fresh continued on
 # clutter + clutter-photo pairs

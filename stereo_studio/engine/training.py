@@ -182,10 +182,8 @@ class TrainConfig:
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["crop"] = list(self.crop)
-        d["synthetic_size"] = list(self.synthetic_size) if self.synthetic_size else None
-        return d
+        """The fields as JSON keeps them (tuples as lists): a saved config compares equal to the live one."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

@@ -173,6 +173,16 @@ def test_weight_average_is_saved_and_resumes_exactly(tmp_path):
         tiny(ema=1.0).resolved()
 
 
+def test_a_run_with_tuple_settings_resumes(tmp_path):
+    """Stop 27: `--aug-scale` runs could not resume ("aug_scale: [0.77, 1.0] -> (0.77, 1.0)"): the saved JSON
+    holds lists, the live config tuples. Every field now compares as JSON keeps it."""
+    cfg = tiny(aug_scale=(0.8, 1.0), steps=4, ckpt_interval=1)
+    assert json.loads(json.dumps(cfg.resolved().to_dict())) == cfg.resolved().to_dict()
+    cancel_after_step(train(cfg, tmp_path / "run"), 2)
+    resumed, _ = collect(train(cfg, tmp_path / "run", resume=True))
+    assert sorted(step_losses(resumed)) == [2, 3, 4]  # from the checkpoint of step 1
+
+
 def test_resume_with_different_config_is_refused(tmp_path):
     collect(train(tiny(steps=3), tmp_path / "run"))
     with pytest.raises(TrainingError, match=r"config differs.*lr: 0.002 -> 0.01"):

@@ -370,7 +370,7 @@ def ensure_settings(force: bool = False, notice: Callable[[str], None] | None = 
     msg = (f" {c['precision']}, {c['threads']} thread{'s' if c['threads'] != 1 else ''}, "
            f"OMP_WAIT_POLICY={c['wait_policy']} "
            f"({c['median_ms']:.1f} ms, {time.perf_counter() - started:.0f} s; {where})")
-    if entry.get("contended") or entry.get("busy"):
+    if is_provisional(entry):
         msg += " [the machine was busy: provisional, measured again when it is quiet]"
     say(msg if notice is None else head + msg)
     return inference_settings(entry, probed=True)

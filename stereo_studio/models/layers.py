@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -156,7 +157,7 @@ def bilinear_mask_logits(factor: int) -> torch.Tensor:
             for k in range(9):
                 dy, dx = k // 3 - 1, k % 3 - 1
                 weight = max(0.0, 1 - abs(oy - dy)) * max(0.0, 1 - abs(ox - dx))
-                logits[k, sub_y, sub_x] = torch.log(torch.tensor(weight + 1e-6))
+                logits[k, sub_y, sub_x] = math.log(weight + 1e-6)
     return logits.reshape(-1)
 
 

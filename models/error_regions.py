@@ -17,11 +17,10 @@ import cv2
 import numpy as np
 
 from stereo_studio.data.datasets import open_dataset
+from stereo_studio.engine.losses import EDGE_JUMP_PX, EDGE_RADIUS_PX
 from stereo_studio.models.storage import load_matcher
 
 ALOE_Q = "../shared/data/middlebury/trainingQ/Aloe"
-EDGE_JUMP_PX = 1.0  # a depth edge: the ground truth changes by more than this per pixel
-EDGE_RADIUS_PX = 3
 
 
 def regions(gt: np.ndarray, band: int) -> dict[str, np.ndarray]:

@@ -31,6 +31,8 @@
 #           student-convex student-mix-more (stop 27: student-down-mix with a learned last upsampling, and
 #           the control without) scratch-convex scratch-mix-more pruned-convex pruned-mix-more (their twins)
 #           student-warp (stop 27: student-down-mix with the warping error in its refinement)
+#           student-edge pruned-direct-edge scratch-edge pruned-edge (stop 28: the losses counting pixels near
+#           depth edges 4x: student-mix-more, pruned-mix-long, scratch-mix-more and their pruned one with it)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -382,17 +384,18 @@ convex_init() {  # convex_init RUN: runs/RUN-convex-init, RUN's model with conve
     [[ -f runs/$1-convex-init/model.safetensors ]] || \
         .venv/bin/python models/with_options.py $ck/$1/model runs/$1-convex-init upsample=convex
 }
-# distill_more RUN INIT: INIT (a model folder) distilled 3,000 more steps from teacher-down like student-down-mix.
+# distill_more RUN INIT [FLAGS...]: INIT (a model folder) distilled 3,000 more steps from teacher-down like student-down-mix.
 distill_more() {
     gen_clutter; gen_clutter_s2
     $ss distill --teacher $ck/teacher-down/model --init-from "$2" \
         --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable \
-        --sparsity-reg 0.2 --target-ratio 0.75 "${down[@]}" "${more_mix[@]}" --out $ck/$1 $(resume_flag $ck/$1)
+        --sparsity-reg 0.2 --target-ratio 0.75 "${down[@]}" "${more_mix[@]}" "${@:3}" --out $ck/$1 \
+        $(resume_flag $ck/$1)
 }
-# scratch_more RUN INIT: INIT trained 3,000 more steps on ground truth with the same crops and average.
+# scratch_more RUN INIT [FLAGS...]: INIT trained 3,000 more steps on ground truth with the same crops and average.
 scratch_more() {
     gen_clutter; gen_clutter_s2
-    $ss train --init-from "$2" "${down[@]}" "${more_mix[@]}" --out $ck/$1 $(resume_flag $ck/$1)
+    $ss train --init-from "$2" "${down[@]}" "${more_mix[@]}" "${@:3}" --out $ck/$1 $(resume_flag $ck/$1)
 }
 if want student-convex && ! done_run $ck/student-convex; then
     convex_init student-down-mix
@@ -420,6 +423,24 @@ prune_mix() {
 }
 want pruned-convex && ! done_run $ck/student-convex-pruned && prune_mix student-convex
 want pruned-mix-more && ! done_run $ck/student-mix-more-pruned && prune_mix student-mix-more
+# Stop 28: the same runs with pixels near depth edges counted 4x in the losses (--edge-weight 3), against
+# their controls student-mix-more and student-down-mix-pruned-long (models/README.md, "Edges weighted in the
+# losses"). Each stage runs on one thread so that two go side by side.
+edge=(--edge-weight 3)
+want student-edge && ! done_run $ck/student-edge && \
+    distill_more student-edge $ck/student-down-mix/model "${edge[@]}"
+if want pruned-direct-edge && ! done_run $ck/student-down-mix-pruned-edge; then
+    gen_clutter; gen_clutter_s2
+    prune_student student-down-mix student-down-mix-pruned-edge teacher-down runs/synth-clutter,runs/synth-clutter-s2 \
+        "${mixrec[@]}" "${edge[@]}"
+fi
+want scratch-edge && ! done_run $ck/student-scratch-edge && \
+    scratch_more student-scratch-edge $ck/student-scratch-mix/model "${edge[@]}"
+if want pruned-edge && ! done_run $ck/student-edge-pruned; then
+    gen_clutter; gen_clutter_s2
+    prune_student student-edge student-edge-pruned teacher-down runs/synth-clutter,runs/synth-clutter-s2 \
+        "${mixrec[@]}" "${edge[@]}"
+fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
 # The shipped teacher is teacher-down (stop 26: teacher-fresh continued on clutter + clutter-photo pairs shrunk

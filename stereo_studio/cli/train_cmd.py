@@ -57,6 +57,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="keep a moving average of the weights and BatchNorm statistics with this decay per "
                         "step (e.g. 0.999); validation scores it and it is the saved model (default 0: off)")
+    p.add_argument("--edge-weight", type=float, default=0.0, metavar="W",
+                   help="count pixels within 3 px of a depth edge (of the ground truth, else of the teacher"
+                        "'s disparity) 1+W times in the losses (default 0: all pixels alike)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
 
@@ -156,6 +159,7 @@ def config_from_args(args: argparse.Namespace, teacher: str | None = None) -> An
         aug_scale=_aug_scale(args.aug_scale),
         aug_scale_prob=args.aug_scale_prob,
         ema=args.ema,
+        edge_weight=args.edge_weight,
         synthetic_pairs=args.synthetic_pairs,
         cache_mb=args.cache_mb,
         video_frames=args.video_frames,

@@ -2,6 +2,7 @@
 
 - `gt_loss`: smooth-L1 to ground truth on valid pixels with 0 < gt < max_disp;
 - `teacher_loss`: L1 to the teacher's disparity (DTPnet's best setting), optionally masked;
+- `edge_weights`: per-pixel weights that count the pixels near depth edges more (both losses take them);
 - `FeatureProjector`: 1x1 convolutions mapping named student features to the teacher's channel counts, trained
   jointly with the student, scored by MSE (feature-level distillation);
 - `PruneReadyRegularizer`: group sparsity over the pruning engine's dependency groups (prune-ready training).
@@ -20,10 +21,39 @@ from torch import nn
 
 from stereo_studio.errors import StereoStudioError
 
+EDGE_JUMP_PX = 1.0  # a depth edge: the disparity changes by more than this per pixel (Sobel / 8)
+EDGE_RADIUS_PX = 3  # pixels within this distance of a depth edge are "near" it
+
+
+def edge_weights(disp: torch.Tensor, valid: torch.Tensor | None, extra: float) -> torch.Tensor:
+    """Weights N x 1 x H x W: 1 + `extra` within `EDGE_RADIUS_PX` of a depth edge of `disp`, else 1.
+
+    `disp` is the reference disparity (ground truth, or the teacher's); invalid pixels count as 0, as in
+    `models/error_regions.py`, whose "near depth edges" region these are."""
+    d = disp.detach().float().reshape(disp.shape[0], 1, *disp.shape[-2:])
+    ok = torch.isfinite(d) & (d > 0)
+    if valid is not None:
+        ok &= valid.reshape(d.shape).bool()
+    d = torch.where(ok, d, torch.zeros_like(d))
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=d.device) / 8
+    kernels = torch.stack([sobel, sobel.t()]).unsqueeze(1)
+    grad = F.conv2d(F.pad(d, (1, 1, 1, 1), mode="replicate"), kernels).abs().sum(1, keepdim=True)
+    size = 2 * EDGE_RADIUS_PX + 1
+    near = F.max_pool2d((grad > EDGE_JUMP_PX).float(), size, stride=1, padding=EDGE_RADIUS_PX)
+    return 1.0 + extra * near
+
+
+def _weighted_mean(values: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    if weights is None:
+        return values[mask].mean()
+    w = weights.reshape(values.shape)[mask]
+    return (values[mask] * w).sum() / w.sum()
+
 
 def gt_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None,
-            max_disp: float) -> torch.Tensor:
-    """Smooth-L1 between `pred` and `gt` (N x 1 x H x W or N x H x W) over valid pixels below `max_disp`."""
+            max_disp: float, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Smooth-L1 between `pred` and `gt` (N x 1 x H x W or N x H x W) over valid pixels below `max_disp`
+    (a weighted mean with per-pixel `weights`, e.g. `edge_weights`)."""
     pred = pred.float().reshape(gt.shape[0], -1)
     gt = gt.float().reshape(gt.shape[0], -1)
     mask = torch.isfinite(gt) & (gt > 0) & (gt < max_disp)
@@ -31,18 +61,23 @@ def gt_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None,
         mask &= valid.reshape(gt.shape[0], -1).bool()
     if not bool(mask.any()):
         return pred.sum() * 0.0
-    return F.smooth_l1_loss(pred[mask], gt[mask], reduction="mean")
+    if weights is None:
+        return F.smooth_l1_loss(pred[mask], gt[mask], reduction="mean")
+    return _weighted_mean(F.smooth_l1_loss(pred, torch.where(mask, gt, pred.detach()), reduction="none"),
+                          mask, weights)
 
 
-def teacher_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean L1 between the student's and the teacher's disparity (optionally on `mask` pixels only)."""
+def teacher_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+                 weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean L1 between the student's and the teacher's disparity (optionally on `mask` pixels only, weighted
+    per pixel by `weights`)."""
     diff = (pred.float() - target.float()).abs()
-    if mask is None:
+    if mask is None and weights is None:
         return diff.mean()
-    mask = mask.reshape(diff.shape).bool()
+    mask = torch.ones_like(diff, dtype=torch.bool) if mask is None else mask.reshape(diff.shape).bool()
     if not bool(mask.any()):
         return diff.sum() * 0.0
-    return diff[mask].mean()
+    return _weighted_mean(diff, mask, weights)
 
 
 def parse_feature_pairs(names: list[str], student: dict, teacher: dict) -> list[tuple[str, str]]:

@@ -41,6 +41,7 @@ from stereo_studio.engine.losses import (
     SPARSITY_UPDATE_STEPS,
     FeatureProjector,
     PruneReadyRegularizer,
+    edge_weights,
     gt_loss,
     parse_feature_pairs,
     teacher_loss,
@@ -120,6 +121,7 @@ class TrainConfig:
     sparsity_method: str = "group"
     sparsity_start: float = 0.0  # fraction of the steps trained at full width before the regulariser starts
     teacher_cache: str | None = None  # folder of cached teacher outputs (`data.teacher_cache`); None: online
+    edge_weight: float = 0.0  # extra loss weight of pixels near depth edges (`engine.losses.edge_weights`)
 
     def resolved(self) -> TrainConfig:
         """A copy with automatic loss weights filled in and the values checked."""
@@ -150,6 +152,8 @@ class TrainConfig:
             problems.append(f"aug_scale must be a range 0 < lo <= hi, got {list(cfg.aug_scale)}")
         if not 0.0 < cfg.aug_scale_prob <= 1.0:
             problems.append(f"aug_scale_prob must be in (0, 1], got {cfg.aug_scale_prob}")
+        if not (math.isfinite(cfg.edge_weight) and cfg.edge_weight >= 0.0):
+            problems.append(f"edge_weight must be a finite number >= 0 (0 = off), got {cfg.edge_weight}")
         if not (math.isfinite(cfg.ema) and 0.0 <= cfg.ema < 1.0):
             problems.append(f"ema must be a decay in [0, 1) (0 = off), got {cfg.ema}")
         if cfg.schedule not in ("cosine", "onecycle", "constant"):
@@ -641,12 +645,17 @@ def _losses(run: _Run, batch: dict, disp: torch.Tensor, feat_loss: torch.Tensor 
     cfg = run.cfg
     disp = disp.float()
     parts: dict[str, torch.Tensor] = {}
-    if cfg.w_teacher > 0:
-        parts["loss_teacher"] = teacher_loss(disp, t_disp, t_mask)
     gt = batch.get("disparity")
+    valid = _opt_to(batch.get("valid"), run.device)
+    gt = gt.to(run.device) if gt is not None else None
+    weights = None
+    if cfg.edge_weight > 0:  # edges of the ground truth where there is one, else of the teacher's disparity
+        weights = edge_weights(gt if gt is not None else t_disp, valid if gt is not None else t_mask,
+                               cfg.edge_weight)
+    if cfg.w_teacher > 0:
+        parts["loss_teacher"] = teacher_loss(disp, t_disp, t_mask, weights)
     if cfg.w_gt > 0 and gt is not None:
-        parts["loss_gt"] = gt_loss(disp, gt.to(run.device), _opt_to(batch.get("valid"), run.device),
-                                   run.max_disp)
+        parts["loss_gt"] = gt_loss(disp, gt, valid, run.max_disp, weights)
     if feat_loss is not None:
         parts["loss_feat"] = feat_loss.float()
     weights = {"loss_teacher": cfg.w_teacher, "loss_gt": cfg.w_gt, "loss_feat": cfg.w_feat}

@@ -45,7 +45,9 @@ RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-down-mix-pruned-long": "pruned-mix-long",
               "student-down-mix-pruned-625": "pruned-mix-625",
               "student-scratch-convex": "scratch-convex", "student-scratch-mix-more": "scratch-mix-more",
-              "student-convex-pruned": "pruned-convex", "student-mix-more-pruned": "pruned-mix-more"}
+              "student-convex-pruned": "pruned-convex", "student-mix-more-pruned": "pruned-mix-more",
+              "student-down-mix-pruned-edge": "pruned-direct-edge", "student-scratch-edge": "scratch-edge",
+              "student-edge-pruned": "pruned-edge"}
 
 
 def _stage(run_dir: str | Path) -> str:

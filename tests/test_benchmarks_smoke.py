@@ -67,3 +67,28 @@ def test_missing_and_failing_sections_do_not_stop_the_run(tmp_path, monkeypatch)
     assert "first body" in text and "third body" in text
     assert "`benchmarks/sections/absent_section.py` does not exist" in text
     assert "Section failed" in text and "RuntimeError: boom in second_fake" in text
+
+
+def test_models_are_timed_in_interleaved_fresh_processes(monkeypatch):
+    """Every model gets one process per round, rounds rotate the order, and the reported latency is the median
+    over rounds with the rounds' spread beside it (stop 27: timings inside one long process drifted 2x)."""
+    from benchmarks import common
+    from benchmarks.sections import models
+
+    calls = []
+    latencies = {"a": [5.0, 9.0, 6.0, 4.0], "sgbm": [8.0, 8.5, 7.5]}
+
+    def fake_process(model, size, runs, flags=(), env=None):
+        calls.append((model, tuple(flags)))
+        ms = latencies[model][sum(1 for m, _ in calls if m == model) - 1]
+        return {"model": model, "latency_ms": ms, "p90_ms": ms + 1, "params": 1, "macs": None}
+
+    monkeypatch.setattr(common, "bench_process", fake_process)
+    monkeypatch.setattr(common, "child_env", lambda: {})
+    out = models._timed(["a", "sgbm"], (24, 32), runs=2, rounds=3, max_disp=48)
+    assert [m for m, _ in calls] == ["a", "sgbm", "sgbm", "a", "a", "sgbm"]
+    assert ("sgbm", ("--max-disp", "48")) in calls and ("a", ()) in calls
+    assert out["a"]["latency_ms"] == 6.0 and out["a"]["p90_ms"] == 7.0 and out["sgbm"]["latency_ms"] == 8.0
+    assert (out["a"]["round_min_ms"], out["a"]["round_max_ms"], out["a"]["rounds"]) == (5.0, 9.0, 3)
+    quick = models._timed(["a"], (24, 32), runs=2, rounds=1, max_disp=48, quick=True)
+    assert calls[-1] == ("a", ("--while-training",)) and quick["a"]["rounds"] == 1

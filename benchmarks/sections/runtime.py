@@ -11,15 +11,9 @@ full run first measures that choice afresh (`stereo_studio.runtime`), and shows 
 
 from __future__ import annotations
 
-import json
-import os
-import statistics
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-from benchmarks.common import num, table
+from benchmarks.common import bench_process, child_env, median_of, num, table
 
 MODEL = "student-pruned"
 SIZE = (240, 320)
@@ -28,30 +22,6 @@ GOAL = 1.2
 # Fresh processes with identical settings differ by up to 1.5x here (8.5-14 ms for the same bf16 / 2 threads /
 # ACTIVE, stop 17): one process per row and round, and the median over enough rounds to see through that.
 ROUNDS = 7
-REPO = Path(__file__).resolve().parents[2]
-_RUNTIME_ENV = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "STEREO_STUDIO_PRECISION", "GOMP_SPINCOUNT")
-
-
-def _child_env() -> dict[str, str]:
-    """This process's environment minus what the package set itself (the user's own values stay); no probe in
-    the children: the table must use one cached choice throughout."""
-    from stereo_studio import runtime
-
-    env = {k: v for k, v in os.environ.items() if k not in _RUNTIME_ENV}
-    env.update({k: v for k, v in runtime._USER_ENV.items() if v})
-    env["STEREO_STUDIO_RUNTIME_PROBE"] = "0"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    return env
-
-
-def _bench(flags: list[str], size: tuple[int, int], runs: int, env: dict[str, str]) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "stereo_studio", "bench", "--model", MODEL, "--size", f"{size[0]}x{size[1]}",
-           "--runs", str(runs), "--warmup", "3", "--no-memory", "--json", *flags]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        raise RuntimeError(f"bench {' '.join(flags)} failed: {last}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _configs(bf16: bool, quick: bool) -> list[tuple[str, list[str]]]:
@@ -100,7 +70,7 @@ def measure(quick: bool) -> str:
     entry = runtime.load_entry()
     bf16 = bool((entry or {}).get("probe", {}).get("bf16_native"))
     configs = _configs(bf16, quick)
-    env = _child_env()
+    env = child_env()
     results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in configs}
     errors: dict[str, str] = {}
     for r in range(rounds):
@@ -109,13 +79,12 @@ def measure(quick: bool) -> str:
             if label in errors:
                 continue
             try:
-                results[label].append(_bench(flags, size, runs, env))
+                results[label].append(bench_process(MODEL, size, runs, flags, env))
             except Exception as exc:
                 errors[label] = str(exc)
 
     def med(label: str, key: str) -> float | None:
-        values = [x[key] for x in results[label] if x.get(key) is not None]
-        return statistics.median(values) if values else None
+        return median_of(results[label], key)
 
     explicit = {label: med(label, "latency_ms") for label, _ in configs[1:] if med(label, "latency_ms")}
     fastest = min(explicit.values()) if explicit else None

@@ -98,6 +98,8 @@ def test_config_round_trip_and_checks():
         tiny(aug_scale=(1.3, 0.7)).resolved()
     with pytest.raises(TrainingError, match="aug_scale_prob must be in"):
         tiny(aug_scale=(0.8, 1.0), aug_scale_prob=0.0).resolved()
+    with pytest.raises(TrainingError, match="edge_weight must be"):
+        tiny(edge_weight=-1.0).resolved()
 
 
 def test_scale_augmentation_reaches_the_augmenter():
@@ -248,6 +250,28 @@ def test_cli_train_and_distill(tmp_path, capsys, teacher_dir):
     assert main(["train", "--arch", "student", "--out", str(tmp_path / "t"), "--resume", "--lr", "0.5",
                  *common]) == 2
     assert "config differs" in capsys.readouterr().err
+
+
+def test_edge_weights_count_the_band_around_a_depth_edge():
+    """Pixels within 3 px of a jump count 1 + W times; flat pixels and gentle slopes count once; the weighted
+    losses equal the plain ones under unit weights and move toward the edge pixels' error under heavy ones."""
+    from stereo_studio.engine.losses import edge_weights, gt_loss, teacher_loss
+
+    gt = torch.full((1, 1, 16, 32), 10.0)
+    gt[..., 16:] = 20.0  # a 10 px jump between columns 15 and 16
+    gt[..., :8] = torch.linspace(6.5, 10.0, 8)  # a slope of 0.5 px per pixel into the flat part: not an edge
+    weights = edge_weights(gt, None, 3.0)
+    assert weights[0, 0, 5].tolist() == [1.0] * 12 + [4.0] * 8 + [1.0] * 12
+    pred = gt.clone()
+    pred[..., 14:18] += 4.0  # wrong only beside the edge
+    ones = torch.ones_like(weights)
+    assert float(gt_loss(pred, gt, None, 64, ones)) == pytest.approx(float(gt_loss(pred, gt, None, 64)))
+    assert float(teacher_loss(pred, gt, None, ones)) == pytest.approx(float(teacher_loss(pred, gt)))
+    plain, weighted = float(teacher_loss(pred, gt)), float(teacher_loss(pred, gt, None, weights))
+    assert plain == pytest.approx(4.0 * 4 / 32)
+    assert weighted == pytest.approx(4.0 * 4 * 4 / (24 + 8 * 4))  # 4 of the 8 weighted columns are wrong
+    invalid = torch.zeros_like(gt, dtype=torch.bool)  # nothing valid: no edges, all weights 1
+    assert bool((edge_weights(gt, invalid, 3.0) == 1).all())
 
 
 def test_losses_mask_and_project():

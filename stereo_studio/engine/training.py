@@ -648,14 +648,14 @@ def _losses(run: _Run, batch: dict, disp: torch.Tensor, feat_loss: torch.Tensor 
     gt = batch.get("disparity")
     valid = _opt_to(batch.get("valid"), run.device)
     gt = gt.to(run.device) if gt is not None else None
-    weights = None
+    pixel_weights = None
     if cfg.edge_weight > 0:  # edges of the ground truth where there is one, else of the teacher's disparity
-        weights = edge_weights(gt if gt is not None else t_disp, valid if gt is not None else t_mask,
-                               cfg.edge_weight)
+        pixel_weights = edge_weights(gt if gt is not None else t_disp, valid if gt is not None else t_mask,
+                                     cfg.edge_weight)
     if cfg.w_teacher > 0:
-        parts["loss_teacher"] = teacher_loss(disp, t_disp, t_mask, weights)
+        parts["loss_teacher"] = teacher_loss(disp, t_disp, t_mask, pixel_weights)
     if cfg.w_gt > 0 and gt is not None:
-        parts["loss_gt"] = gt_loss(disp, gt, valid, run.max_disp, weights)
+        parts["loss_gt"] = gt_loss(disp, gt, valid, run.max_disp, pixel_weights)
     if feat_loss is not None:
         parts["loss_feat"] = feat_loss.float()
     weights = {"loss_teacher": cfg.w_teacher, "loss_gt": cfg.w_gt, "loss_feat": cfg.w_feat}

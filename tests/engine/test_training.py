@@ -274,6 +274,15 @@ def test_edge_weights_count_the_band_around_a_depth_edge():
     assert bool((edge_weights(gt, invalid, 3.0) == 1).all())
 
 
+def test_edge_weight_changes_the_training_loss_only(tmp_path):
+    """Same seed, data and model: the first step's loss differs with `edge_weight` (the weights reach both
+    losses), and the run still trains and saves a model."""
+    plain, _ = collect(train(tiny(steps=1, val_interval=1), tmp_path / "plain"))
+    events, model_dir = collect(train(tiny(steps=1, val_interval=1, edge_weight=3.0), tmp_path / "edge"))
+    a, b = step_losses(plain), step_losses(events)
+    assert a[1] != pytest.approx(b[1], rel=1e-3) and (model_dir / "model.safetensors").is_file()
+
+
 def test_losses_mask_and_project():
     from stereo_studio.engine.losses import FeatureProjector, gt_loss, teacher_loss
 

@@ -47,7 +47,7 @@ RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-scratch-convex": "scratch-convex", "student-scratch-mix-more": "scratch-mix-more",
               "student-convex-pruned": "pruned-convex", "student-mix-more-pruned": "pruned-mix-more",
               "student-down-mix-pruned-edge": "pruned-direct-edge", "student-scratch-edge": "scratch-edge",
-              "student-edge-pruned": "pruned-edge"}
+              "student-edge-pruned": "pruned-edge", "student-down-mix-pruned-edge8": "pruned-direct-edge8"}
 
 
 def _stage(run_dir: str | Path) -> str:

@@ -33,6 +33,7 @@
 #           student-warp (stop 27: student-down-mix with the warping error in its refinement)
 #           student-edge pruned-direct-edge scratch-edge pruned-edge (stop 28: the losses counting pixels near
 #           depth edges 4x: student-mix-more, pruned-mix-long, scratch-mix-more and their pruned one with it)
+#           pruned-direct-edge8 (stop 28: the dose, pixels near edges counted 9x in pruned-direct-edge)
 #           student-lean (finished, not shipped: the prune-ready student on the lean-small architecture)
 #           pruned-lean (student-lean pruned and recovered like pruned-rescaled)
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
@@ -433,6 +434,12 @@ if want pruned-direct-edge && ! done_run $ck/student-down-mix-pruned-edge; then
     gen_clutter; gen_clutter_s2
     prune_student student-down-mix student-down-mix-pruned-edge teacher-down runs/synth-clutter,runs/synth-clutter-s2 \
         "${mixrec[@]}" "${edge[@]}"
+fi
+# The dose: the same recovery with pixels near edges counted 9x (--edge-weight 8).
+if want pruned-direct-edge8 && ! done_run $ck/student-down-mix-pruned-edge8; then
+    gen_clutter; gen_clutter_s2
+    prune_student student-down-mix student-down-mix-pruned-edge8 teacher-down \
+        runs/synth-clutter,runs/synth-clutter-s2 "${mixrec[@]}" --edge-weight 8
 fi
 want scratch-edge && ! done_run $ck/student-scratch-edge && \
     scratch_more student-scratch-edge $ck/student-scratch-mix/model "${edge[@]}"

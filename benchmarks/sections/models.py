@@ -135,7 +135,7 @@ def trade_off_plot(points: dict[str, tuple[float, float]], path: Path,
     xs, ys = [p[0] for p in points.values()], [p[1] for p in points.values()]
     placed: list[tuple[float, float, float, float]] = []  # label boxes in data units (x0, x1, y0, y1)
     char_w, line_h = max(xs) * 1.65 * 7.5 / 900, (max(ys) - min(ys) + 0.1) * 1.4 * 22 / 560
-    for name, (ms, epe) in points.items():
+    for name, (ms, epe) in sorted(points.items(), key=lambda kv: -kv[1][1]):  # top first: a clash goes below
         brush = pg.mkBrush(colours.get(name, "#9467bd"))
         plot.addItem(pg.ScatterPlotItem([ms], [epe], size=14, brush=brush, pen=pg.mkPen("k")))
         text = f"{name}  ({ms:.0f} ms, {epe:.2f} px)"

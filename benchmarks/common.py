@@ -69,17 +69,25 @@ def bench_process(model: str, size: tuple[int, int], runs: int, flags: Sequence[
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench_rounds(jobs: dict[str, tuple[str, list[str]]], size: tuple[int, int], runs: int, rounds: int
-                 ) -> dict[str, list[dict[str, Any]]]:
+def bench_rounds(jobs: dict[str, tuple[str, list[str]]], size: tuple[int, int], runs: int, rounds: int,
+                 errors: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Each job (label -> (model, bench flags)) timed `rounds` times, one fresh process per job and round, the
-    rounds interleaved and rotated so that slow drift of the machine hits every job alike."""
+    rounds interleaved and rotated so that slow drift of the machine hits every job alike. With `errors`
+    given, a failing job is recorded there (label -> message) and skipped afterwards; without, it raises."""
     env = child_env()
     labels = list(jobs)
     results: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
     for r in range(rounds):
         for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+            if errors is not None and label in errors:
+                continue
             model, flags = jobs[label]
-            results[label].append(bench_process(model, size, runs, flags, env))
+            try:
+                results[label].append(bench_process(model, size, runs, flags, env))
+            except Exception as exc:  # a bench process that failed, timed out or printed no JSON
+                if errors is None:
+                    raise
+                errors[label] = str(exc)
     return results
 
 

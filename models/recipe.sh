@@ -385,7 +385,8 @@ convex_init() {  # convex_init RUN: runs/RUN-convex-init, RUN's model with conve
     [[ -f runs/$1-convex-init/model.safetensors ]] || \
         .venv/bin/python models/with_options.py $ck/$1/model runs/$1-convex-init upsample=convex
 }
-# distill_more RUN INIT [FLAGS...]: INIT (a model folder) distilled 3,000 more steps from teacher-down like student-down-mix.
+# distill_more RUN INIT [FLAGS...]: INIT (a model folder) distilled 3,000 more steps from teacher-down like
+# student-down-mix (FLAGS: more distill flags).
 distill_more() {
     gen_clutter; gen_clutter_s2
     $ss distill --teacher $ck/teacher-down/model --init-from "$2" \
@@ -393,7 +394,8 @@ distill_more() {
         --sparsity-reg 0.2 --target-ratio 0.75 "${down[@]}" "${more_mix[@]}" "${@:3}" --out $ck/$1 \
         $(resume_flag $ck/$1)
 }
-# scratch_more RUN INIT [FLAGS...]: INIT trained 3,000 more steps on ground truth with the same crops and average.
+# scratch_more RUN INIT [FLAGS...]: INIT trained 3,000 more steps on ground truth with the same crops and
+# average (FLAGS: more train flags).
 scratch_more() {
     gen_clutter; gen_clutter_s2
     $ss train --init-from "$2" "${down[@]}" "${more_mix[@]}" "${@:3}" --out $ck/$1 $(resume_flag $ck/$1)
@@ -432,8 +434,8 @@ want student-edge && ! done_run $ck/student-edge && \
     distill_more student-edge $ck/student-down-mix/model "${edge[@]}"
 if want pruned-direct-edge && ! done_run $ck/student-down-mix-pruned-edge; then
     gen_clutter; gen_clutter_s2
-    prune_student student-down-mix student-down-mix-pruned-edge teacher-down runs/synth-clutter,runs/synth-clutter-s2 \
-        "${mixrec[@]}" "${edge[@]}"
+    prune_student student-down-mix student-down-mix-pruned-edge teacher-down \
+        runs/synth-clutter,runs/synth-clutter-s2 "${mixrec[@]}" "${edge[@]}"
 fi
 # The dose: the same recovery with pixels near edges counted 9x (--edge-weight 8).
 if want pruned-direct-edge8 && ! done_run $ck/student-down-mix-pruned-edge8; then

@@ -8,6 +8,8 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # benchmarks/ is a top-level folder of the repo, not part of the package
     sys.path.insert(0, str(REPO))
@@ -92,3 +94,26 @@ def test_models_are_timed_in_interleaved_fresh_processes(monkeypatch):
     assert (out["a"]["round_min_ms"], out["a"]["round_max_ms"], out["a"]["rounds"]) == (5.0, 9.0, 3)
     quick = models._timed(["a"], (24, 32), runs=2, rounds=1, max_disp=48, quick=True)
     assert calls[-1] == ("a", ("--while-training",)) and quick["a"]["rounds"] == 1
+
+
+def test_a_failing_bench_process_is_recorded_and_skipped(monkeypatch):
+    """The runtime section keeps its other rows when one setting's process fails (`errors` given)."""
+    from benchmarks import common
+
+    calls = []
+
+    def fake_process(model, size, runs, flags=(), env=None):
+        calls.append(tuple(flags))
+        if flags:
+            raise RuntimeError("bench failed: no such setting")
+        return {"latency_ms": 1.0}
+
+    monkeypatch.setattr(common, "bench_process", fake_process)
+    monkeypatch.setattr(common, "child_env", lambda: {})
+    errors: dict[str, str] = {}
+    jobs = {"ok": ("m", []), "bad": ("m", ["--x"])}
+    results = common.bench_rounds(jobs, (8, 8), runs=1, rounds=3, errors=errors)
+    assert len(results["ok"]) == 3 and results["bad"] == [] and calls.count(("--x",)) == 1
+    assert "no such setting" in errors["bad"]
+    with pytest.raises(RuntimeError, match="no such setting"):
+        common.bench_rounds(jobs, (8, 8), runs=1, rounds=1)

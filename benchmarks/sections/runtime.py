@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.common import bench_process, child_env, median_of, num, table
+from benchmarks.common import bench_rounds, median_of, num, table
 
 MODEL = "student-pruned"
 SIZE = (240, 320)
@@ -70,18 +70,8 @@ def measure(quick: bool) -> str:
     entry = runtime.load_entry()
     bf16 = bool((entry or {}).get("probe", {}).get("bf16_native"))
     configs = _configs(bf16, quick)
-    env = child_env()
-    results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in configs}
     errors: dict[str, str] = {}
-    for r in range(rounds):
-        order = configs[r % len(configs):] + configs[:r % len(configs)]  # rotate: no row always goes first
-        for label, flags in order:
-            if label in errors:
-                continue
-            try:
-                results[label].append(bench_process(MODEL, size, runs, flags, env))
-            except Exception as exc:
-                errors[label] = str(exc)
+    results = bench_rounds({label: (MODEL, flags) for label, flags in configs}, size, runs, rounds, errors)
 
     def med(label: str, key: str) -> float | None:
         return median_of(results[label], key)

@@ -13,8 +13,11 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
+
+from benchmarks import held_out_pair
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "stereo_studio" / "models" / "bundled"  # package data (see pyproject.toml)
@@ -47,7 +50,8 @@ RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-scratch-convex": "scratch-convex", "student-scratch-mix-more": "scratch-mix-more",
               "student-convex-pruned": "pruned-convex", "student-mix-more-pruned": "pruned-mix-more",
               "student-down-mix-pruned-edge": "pruned-direct-edge", "student-scratch-edge": "scratch-edge",
-              "student-edge-pruned": "pruned-edge", "student-down-mix-pruned-edge8": "pruned-direct-edge8"}
+              "student-edge-pruned": "pruned-edge", "student-down-mix-pruned-edge8": "pruned-direct-edge8",
+              "student-scratch-edge-more": "scratch-edge-more", "student-edge-more-pruned": "pruned-edge-more"}
 
 
 def _stage(run_dir: str | Path) -> str:
@@ -146,6 +150,13 @@ def card(name: str) -> str:
         if path.exists():
             results[f"Middlebury 2006 {rel}"] = cli("eval", "--model", name, "--data", str(path))
             cmds.append(f"stereo-studio eval --model {name} --data ../shared/data/middlebury/{rel} --json")
+    with tempfile.TemporaryDirectory() as tmp:
+        held_out = held_out_pair.scene_folder(Path(tmp))
+        if held_out is not None:
+            label = f"Middlebury 2014 {held_out_pair.NAME}"
+            results[label] = cli("eval", "--model", name, "--data", str(held_out))
+            cmds.append("python -m benchmarks.held_out_pair /tmp/held-out (needs `.[bench]`), then "
+                        f"stereo-studio eval --model {name} --data /tmp/held-out/Motorcycle --json")
     for data, r in results.items():
         rows.append(f"| {data} | {r['epe']:.3f} | {r['bad1']:.1f} | {r['bad2']:.1f} | {r['bad3']:.1f} | "
                     f"{r['d1']:.1f} | {r['ms_per_pair']:.1f} |")

@@ -450,6 +450,17 @@ if want pruned-edge && ! done_run $ck/student-edge-pruned; then
     prune_student student-edge student-edge-pruned teacher-down runs/synth-clutter,runs/synth-clutter-s2 \
         "${mixrec[@]}" "${edge[@]}"
 fi
+# Stop 29: the edge-weighted trio given 3,000 more student steps (models/README.md, "The edge-weighted trio,
+# longer (stop 29)"): student-edge and its scratch twin continued, then the longer student cut and recovered.
+want student-edge-more && ! done_run $ck/student-edge-more && \
+    distill_more student-edge-more $ck/student-edge/model "${edge[@]}"
+want scratch-edge-more && ! done_run $ck/student-scratch-edge-more && \
+    scratch_more student-scratch-edge-more $ck/student-scratch-edge/model "${edge[@]}"
+if want pruned-edge-more && ! done_run $ck/student-edge-more-pruned; then
+    gen_clutter; gen_clutter_s2
+    prune_student student-edge-more student-edge-more-pruned teacher-down runs/synth-clutter,runs/synth-clutter-s2 \
+        "${mixrec[@]}" "${edge[@]}"
+fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
 # The shipped teacher is teacher-down (stop 26: teacher-fresh continued on clutter + clutter-photo pairs shrunk

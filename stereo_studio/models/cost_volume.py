@@ -10,6 +10,8 @@ of its spatial axes, and with batch 1 PyTorch only takes oneDNN's fast Conv3d pa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -28,14 +30,17 @@ def _check(left: torch.Tensor, right: torch.Tensor, groups: int, method: str) ->
     return method
 
 
-def _shift_product(left: torch.Tensor, right: torch.Tensor, d: int) -> torch.Tensor:
-    """left * right shifted right by d pixels, zero where x < d (all zero when d >= width).
+def _shifted_reduce(left: torch.Tensor, right: torch.Tensor, d: int, reduce: Callable) -> torch.Tensor:
+    """`reduce` (over dim 1 after `regroup`) of left * right shifted right by d pixels; zero where x < d (all
+    zero when d >= width).
 
-    Written without a branch on the width, so a traced (ONNX) graph stays right at widths below the
-    disparity range too."""
+    Only the overlap is multiplied and only the reduced result is zero-padded (padding the C-channel right
+    features cost more than the products on the small student). No branch on the width, so a traced (ONNX)
+    graph stays right at widths below the disparity range too."""
     if d == 0:
-        return left * right
-    return left * F.pad(right, (d, 0))[..., : left.shape[-1]]
+        return reduce(left * right)
+    width = left.shape[-1]
+    return F.pad(reduce(left[..., d:] * right[..., :-d]), (d, 0))[..., :width]
 
 
 def _windows(right: torch.Tensor, disparities: int) -> torch.Tensor:
@@ -54,7 +59,10 @@ def correlation_volume(
         left, right = F.normalize(left, dim=1), F.normalize(right, dim=1)
     reduce = torch.sum if normalize else torch.mean
     if method == "loop":
-        slices = [reduce(_shift_product(left, right, d), 1, keepdim=True) for d in range(disparities)]
+        def channel_reduce(p: torch.Tensor) -> torch.Tensor:
+            return reduce(p, 1, keepdim=True)
+
+        slices = [_shifted_reduce(left, right, d, channel_reduce) for d in range(disparities)]
         return torch.cat(slices, dim=1)
     return reduce(left.unsqueeze(-1) * _windows(right, disparities), 1).permute(0, 3, 1, 2).contiguous()
 
@@ -66,10 +74,10 @@ def groupwise_correlation_volume(
     method = _check(left, right, groups, method)
     n, c, h, w = left.shape
     if method == "loop":
-        slices = [
-            _shift_product(left, right, d).view(n, groups, c // groups, h, w).mean(2).unsqueeze(-1)
-            for d in range(disparities)
-        ]
+        # grouped before the shift: a reshape of a zero-width overlap reads as "keep this dim" in ONNX
+        left_g, right_g = (x.view(n, groups, c // groups, h, w) for x in (left, right))
+        slices = [_shifted_reduce(left_g, right_g, d, lambda p: p.mean(2)).unsqueeze(-1)
+                  for d in range(disparities)]
         return torch.cat(slices, dim=-1)
     prod = left.unsqueeze(-1) * _windows(right, disparities)
     return prod.view(n, groups, c // groups, h, w, disparities).mean(2)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -188,35 +189,38 @@ def _to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float().div_(255.0)
 
 
-def build_teacher_cache(cache: TeacherCache, datasets: Sequence[Any], predict: Predict) -> Job[TeacherCache]:
+def build_teacher_cache(cache: TeacherCache, datasets: Sequence[Any], predict: Predict,
+                        start: int | None = None) -> Job[TeacherCache]:
     """Job: the teacher's disparity (`predict`, run on each whole un-augmented pair) into `cache`; pairs
-    already cached are skipped, so a cancelled build resumes. Returns the cache, marked complete."""
+    already cached are skipped, so a cancelled build resumes. The pairs are visited from `start` (default: a
+    random pair) round to it again, so two runs building one cache at once mostly split the work instead of
+    computing the same pairs side by side. Returns the cache, marked complete."""
     if cache.complete:
         yield Progress(0, None, f"teacher cache {cache.folder} is complete", kind="log")
         return cache
     for stale in cache.folder.glob(".*.tmp"):  # left by a killed build: never renamed, never trusted
         stale.unlink(missing_ok=True)
-    total = sum(len(ds) for ds in datasets)
-    done = computed = 0
+    pairs = [(ds, index) for ds in datasets for index in range(len(ds))]
+    total = len(pairs)
+    first = random.randrange(total) if start is None and total else (start or 0) % max(total, 1)
+    computed = 0
     ticker = Ticker(0.5)
     yield Progress(0, total, f"teacher cache: {total} pairs into {cache.folder}", kind="log")
-    for ds in datasets:
-        for index in range(len(ds)):
-            sample = ds[index]
-            fingerprint = pair_hash(sample)
-            if cache.load(fingerprint, sample.size) is None:
-                with torch.no_grad():
-                    disp = predict(_to_tensor(sample.left), _to_tensor(sample.right))
-                disp = disp.float()[0, 0].cpu().numpy()
-                if disp.shape != sample.size:
-                    raise DataError(f"the teacher gave a {disp.shape} disparity for the {sample.size} pair "
-                                    f"'{sample.name}'; the cache needs full-size outputs")
-                cache.store(fingerprint, disp)
-                computed += 1
-            done += 1
-            if ticker.due() or done == total:
-                yield Progress(done, total, f"teacher cache: {done}/{total} pairs ({computed} computed)",
-                               kind="log")
+    for done, (ds, index) in enumerate(pairs[first:] + pairs[:first], 1):
+        sample = ds[index]
+        fingerprint = pair_hash(sample)
+        if cache.load(fingerprint, sample.size) is None:
+            with torch.no_grad():
+                disp = predict(_to_tensor(sample.left), _to_tensor(sample.right))
+            disp = disp.float()[0, 0].cpu().numpy()
+            if disp.shape != sample.size:
+                raise DataError(f"the teacher gave a {disp.shape} disparity for the {sample.size} pair "
+                                f"'{sample.name}'; the cache needs full-size outputs")
+            cache.store(fingerprint, disp)
+            computed += 1
+        if ticker.due() or done == total:
+            yield Progress(done, total, f"teacher cache: {done}/{total} pairs ({computed} computed)",
+                           kind="log")
     cache.mark_complete(total)
     return cache
 

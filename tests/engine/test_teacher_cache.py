@@ -159,7 +159,7 @@ def test_half_written_entries_are_not_trusted(tmp_path, data_dir):
         return _gt_as_teacher(left, right)
 
     with pytest.raises(KeyboardInterrupt):
-        drain(build_teacher_cache(cache, [ds], counting))
+        drain(build_teacher_cache(cache, [ds], counting, start=0))
     assert not cache.complete and len(calls) == 3
     limit.clear()
     entry = cache.entry(pair_hash(ds[0]))
@@ -168,7 +168,7 @@ def test_half_written_entries_are_not_trusted(tmp_path, data_dir):
     assert cache.load(pair_hash(ds[0]), (H, W)) is None
     assert cache.load(pair_hash(ds[1]), (H, W)) is not None
     assert cache.load(pair_hash(ds[1]), (H, W + 1)) is None  # another size: not this pair's
-    drain(build_teacher_cache(cache, [ds], counting))  # resumes: the torn entry and the rest only
+    drain(build_teacher_cache(cache, [ds], counting, start=0))  # resumes: the torn entry and the rest only
     assert len(calls) == 3 + 1 + (len(ds) - 3) and cache.complete
     assert not list(cache.folder.glob("*.tmp"))
     assert cache.load(pair_hash(ds[0]), (H, W)) is not None
@@ -177,6 +177,32 @@ def test_half_written_entries_are_not_trusted(tmp_path, data_dir):
         WithTeacher(ds, cache)[0]
     (cache.folder / COMPLETE_NAME).write_text('{"key": {"version": 0}}')  # another cache's marker
     assert not cache.complete
+
+
+def test_builders_start_where_told_and_skip_what_another_stored(tmp_path, data_dir):
+    ds = open_dataset(str(data_dir), max_disp=16)
+    n, half = len(ds), len(ds) // 2
+    index_of = {ds[i].left[0, :8, 0].tobytes(): i for i in range(n)}  # random views: the first pixels differ
+    seen: list[int] = []
+
+    def recording(left, right):
+        seen.append(index_of[(left[0, 0, 0, :8] * 255).round().to(torch.uint8).numpy().tobytes()])
+        return _gt_as_teacher(left, right)
+
+    cache = open_teacher_cache(tmp_path / "a", "position-code", [str(data_dir)], 16)
+    drain(build_teacher_cache(cache, [ds], recording, start=half))
+    assert seen == [*range(half, n), *range(half)] and cache.complete  # round from `start`
+    # a second run building the same cache at once, started elsewhere, has stored the second half
+    other = open_teacher_cache(tmp_path / "b", "position-code", [str(data_dir)], 16)
+    for i in range(half, n):
+        other.store(pair_hash(ds[i]), _coded_pair(0).disparity)
+    seen.clear()
+    drain(build_teacher_cache(other, [ds], recording, start=0))
+    assert seen == list(range(half)) and other.complete  # its pairs are not computed again
+    seen.clear()
+    third = open_teacher_cache(tmp_path / "c", "position-code", [str(data_dir)], 16)
+    drain(build_teacher_cache(third, [ds], recording))  # default: a random first pair, still all of them
+    assert sorted(seen) == list(range(n)) and third.complete
 
 
 def tiny(**overrides) -> TrainConfig:

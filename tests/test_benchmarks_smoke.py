@@ -117,3 +117,37 @@ def test_a_failing_bench_process_is_recorded_and_skipped(monkeypatch):
     assert "no such setting" in errors["bad"]
     with pytest.raises(RuntimeError, match="no such setting"):
         common.bench_rounds(jobs, (8, 8), runs=1, rounds=1)
+
+
+def _acc(epe: float, bad2: float, bad3: float) -> dict[str, float]:
+    return {"epe": epe, "bad2": bad2, "bad3": bad3}
+
+
+def test_targets_judge_each_goal_and_report_the_held_out_scene(monkeypatch, tmp_path):
+    from benchmarks.sections import models
+
+    q = {"teacher": _acc(1.3, 12.0, 9.0), "student": _acc(1.4, 14.0, 11.0),
+         "student-scratch": _acc(1.5, 15.0, 12.0), "student-pruned": _acc(1.45, 15.0, 9.5),
+         "sgbm": _acc(1.42, 12.6, 10.0)}
+    moto = {"student-pruned": _acc(1.7, 14.0, 10.0), "sgbm": _acc(1.61, 9.5, 8.6)}
+    acc = {"Aloe Q (320x277)": q, "held-out synthetic": {k: dict(v) for k, v in q.items()},
+           "Motorcycle (741x500, held out)": moto}
+    speed = {"teacher": {"macs": 5e9, "latency_ms": 30.0}, "student-pruned": {"macs": 3e8, "latency_ms": 5.0}}
+    race = {"teacher": {"latency_ms": 170.0}, "student-pruned": {"latency_ms": 20.0},
+            "sgbm": {"latency_ms": 40.0}}
+    rows = {r[0]: (r[1], r[2]) for r in models._targets(acc, speed, race, 60.0)}
+    assert rows["Aloe Q: teacher beats SGBM in EPE and bad-2"][1] == "**pass**"
+    assert rows["Aloe Q: student-pruned beats SGBM in EPE and bad-3"][1] == "**miss**"  # 1.45 > 1.42
+    assert rows["teacher / student-pruned latency >= 8x"] == ("6.0x", "**miss**")
+    assert rows["teacher / student-pruned MACs >= 10x"][1] == "**pass**"
+    reference = [k for k in rows if k.startswith("(for reference")]
+    assert len(reference) == 1 and rows[reference[0]] == ("8.5x", "n/a")
+    assert rows["Motorcycle (741x500, held out): student-pruned beats SGBM (EPE, bad-3)"][1] == "**miss**"
+    assert rows["Aloe Q (320x277): distillation pays, student EPE <= 0.85x scratch"][0] == "0.93x"
+
+    monkeypatch.setattr(models.held_out_pair, "scene_folder", lambda out: out / "Motorcycle")
+    pairs = models._real_pairs(tmp_path, quick=True)
+    assert pairs[models.held_out_pair.NAME] == tmp_path / "Motorcycle"
+    assert not any("H (" in k for k in pairs)  # a quick run skips Aloe H
+    monkeypatch.setattr(models.held_out_pair, "scene_folder", lambda out: None)
+    assert models.held_out_pair.NAME not in models._real_pairs(tmp_path, quick=False)

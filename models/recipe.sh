@@ -255,8 +255,10 @@ prune_student() {
             > $ck/sweep-$src.jsonl.tmp
         mv $ck/sweep-$src.jsonl.tmp $ck/sweep-$src.jsonl
     fi
+    local cut=(--ratio "$ratio")
+    [[ -n ${plan:-} ]] && cut=(--ratios "$plan")  # plan=FILE.json: per-layer ratios (a sensitivity plan)
     [[ -f $raw/model.safetensors ]] || \
-        $ss prune --model $ck/$src/model --ratio "$ratio" --criterion l1 --out $raw
+        $ss prune --model $ck/$src/model "${cut[@]}" --criterion l1 --out $raw
     $ss distill --teacher $ck/$teacher/model --init-from $raw --data $data \
         --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --steps 2000 --batch-size 6 --crop 160x288 \
         --lr 2e-4 --threads 2 --precision fp32 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500 \
@@ -460,6 +462,19 @@ if want pruned-edge-more && ! done_run $ck/student-edge-more-pruned; then
     gen_clutter; gen_clutter_s2
     prune_student student-edge-more student-edge-more-pruned teacher-down runs/synth-clutter,runs/synth-clutter-s2 \
         "${mixrec[@]}" "${edge[@]}"
+fi
+# Informative (stop 29): student-edge cut by the app's sensitivity plan (each layer pruned alone on 8 synthetic
+# pairs, BatchNorm recalibrated; the plan keeps 0.25 of the MACs) instead of the global L1 ranking, recovered
+# like student-edge-pruned (models/README.md, "The edge-weighted trio, longer", rule 4).
+if want pruned-edge-planned && ! done_run $ck/student-edge-planned; then
+    gen_clutter; gen_clutter_s2
+    if [[ ! -f $ck/plan-student-edge.json ]]; then
+        $ss sensitivity --model $ck/student-edge/model --data synthetic --val-pairs 8 --recalibrate \
+            --target-macs 0.25 --plan-out $ck/plan-student-edge.tmp.json --json > $ck/sensitivity-student-edge.json
+        mv $ck/plan-student-edge.tmp.json $ck/plan-student-edge.json
+    fi
+    plan=$ck/plan-student-edge.json prune_student student-edge student-edge-planned teacher-down \
+        runs/synth-clutter,runs/synth-clutter-s2 "${mixrec[@]}" "${edge[@]}"
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).

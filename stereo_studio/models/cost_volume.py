@@ -30,6 +30,14 @@ def _check(left: torch.Tensor, right: torch.Tensor, groups: int, method: str) ->
     return method
 
 
+def _shift_product(left: torch.Tensor, right: torch.Tensor, d: int) -> torch.Tensor:
+    """left * right shifted right by d pixels, zero where x < d (all zero when d >= width); no branch on the
+    width, so a traced (ONNX) graph stays right at widths below the disparity range too."""
+    if d == 0:
+        return left * right
+    return left * F.pad(right, (d, 0))[..., : left.shape[-1]]
+
+
 def _shifted_reduce(left: torch.Tensor, right: torch.Tensor, d: int, reduce: Callable) -> torch.Tensor:
     """`reduce` (over dim 1 after `regroup`) of left * right shifted right by d pixels; zero where x < d (all
     zero when d >= width).
@@ -74,10 +82,12 @@ def groupwise_correlation_volume(
     method = _check(left, right, groups, method)
     n, c, h, w = left.shape
     if method == "loop":
-        # grouped before the shift: a reshape of a zero-width overlap reads as "keep this dim" in ONNX
-        left_g, right_g = (x.view(n, groups, c // groups, h, w) for x in (left, right))
-        slices = [_shifted_reduce(left_g, right_g, d, lambda p: p.mean(2)).unsqueeze(-1)
-                  for d in range(disparities)]
+        # the whole shifted product, then the groups: grouping first, or reducing only the overlap, made
+        # Torch-Pruning's dependency search on the teacher run for minutes (a zero-width reshape breaks ONNX)
+        slices = [
+            _shift_product(left, right, d).view(n, groups, c // groups, h, w).mean(2).unsqueeze(-1)
+            for d in range(disparities)
+        ]
         return torch.cat(slices, dim=-1)
     prod = left.unsqueeze(-1) * _windows(right, disparities)
     return prod.view(n, groups, c // groups, h, w, disparities).mean(2)

@@ -205,12 +205,15 @@ def suggest_plan(
         best = None
         for layer, rows in options.items():
             now = plan.get(layer, 0.0)
-            nxt = next((r for r in rows if r.ratio > now), None)
+            # the next ratio that removes something: a small one may round to no channel at all (16 * 0.25
+            # with widths in multiples of 8), and the layer must still be able to go further
+            nxt, saved = None, 0.0
+            for row in (r for r in rows if r.ratio > now):
+                saved = current - macs_of({**plan, layer: row.ratio})
+                if saved > 0:
+                    nxt = row
+                    break
             if nxt is None:
-                continue
-            trial = {**plan, layer: nxt.ratio}
-            saved = current - macs_of(trial)
-            if saved <= 0:
                 continue
             prev_delta = _row(rows, now).delta_epe if now > 0 else 0.0
             cost = max(nxt.delta_epe - prev_delta, 0.0) + 1e-9

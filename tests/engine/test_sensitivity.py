@@ -66,6 +66,24 @@ def test_suggest_plan_meets_the_budget_cheapest_first(student: torch.nn.Module) 
     assert suggest_plan(table, 1.0) == {}
 
 
+def test_plan_looks_past_a_ratio_that_rounds_to_no_cut(student: torch.nn.Module) -> None:
+    """A 16-channel layer at 0.25 keeps all 16 (widths in multiples of 8): its 0.5 step must still be taken
+    when it is the cheapest (the planner used to skip such a layer for good)."""
+    names = [i.name for i in prunable_layers(student) if not i.protected]
+    base = estimate(student, size=SIZE)
+    table = SensitivityTable(base_epe=1.0, base_macs=base["macs"], base_params=base["params"])
+    width = {i.name: i.out_channels for i in prunable_layers(student)}
+    first_16 = next(n for n in names if width[n] == 16)
+    for name in names:
+        for ratio in (0.25, 0.5, 0.75):
+            est = estimate(student, ratios={name: ratio}, size=SIZE)
+            delta = 0.0 if name == first_16 else 1.0 + ratio  # the 16-wide layer is free to cut
+            table.rows.append(SensitivityRow(name, ratio, 1 + delta, delta, est["macs"], est["params"], 8, 4))
+    assert estimate(student, ratios={first_16: 0.25}, size=SIZE)["macs"] == base["macs"]  # rounds to no cut
+    plan = suggest_plan(table, 0.97, model=student, size=SIZE)
+    assert plan.get(first_16, 0) >= 0.5
+
+
 def test_critical_layers_are_the_costly_ones() -> None:
     table = SensitivityTable(base_epe=2.0, base_macs=100, base_params=10)
     rows = [("ctx", 0.25, 16, 16, 0.0), ("ctx", 0.5, 16, 8, 13.0), ("low", 0.5, 48, 24, 1.5),

@@ -477,6 +477,8 @@ if want pruned-edge-planned && ! done_run $ck/student-edge-planned; then
         runs/synth-clutter,runs/synth-clutter-s2 "${mixrec[@]}" "${edge[@]}"
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
+# Stop 29: the students are the edge-weighted trio given 3,000 more steps (student-edge-more,
+# student-scratch-edge-more, student-edge-more-pruned; the rule in models/README.md "The edge-weighted trio, longer").
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
 # The shipped teacher is teacher-down (stop 26: teacher-fresh continued on clutter + clutter-photo pairs shrunk
 # 0.77-1x, with a moving average of the weights; chosen as the issue asks, models/README.md "Choosing the teacher
@@ -497,8 +499,8 @@ fi
 # distilled from teacher-fresh: held-out synthetic 0.668 against 0.748, the rule in models/README.md), shipped
 # with the scratch baseline at the same budget (scratch-fresh) and its own pruned network (pruned-fresh).
 if want ship; then
-    declare -A run_of=([teacher]=teacher-down [student-scratch]=student-scratch-mix [student]=student-down-mix
-                       [student-pruned]=student-down-mix-pruned)
+    declare -A run_of=([teacher]=teacher-down [student-scratch]=student-scratch-edge-more
+                       [student]=student-edge-more [student-pruned]=student-edge-more-pruned)
     for name in "${!run_of[@]}"; do
         done_run $ck/${run_of[$name]} || { echo "${run_of[$name]} is not finished" >&2; exit 1; }
     done

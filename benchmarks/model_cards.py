@@ -101,6 +101,8 @@ def _recipe_lines(name: str, training: dict[str, Any]) -> list[str]:
         text += ", ground truth only"
     if cfg.get("aug_scale"):
         text += f", random scale {cfg['aug_scale'][0]}-{cfg['aug_scale'][1]}x"
+    if cfg.get("edge_weight"):
+        text += f", pixels near depth edges counted {1 + cfg['edge_weight']:g}x in the losses"
     if cfg.get("ema"):
         text += f", the shipped weights a moving average of the trained ones (decay {cfg['ema']})"
     if cfg.get("prune_ready"):

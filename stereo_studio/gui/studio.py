@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from stereo_studio.gui import model_picker, trust_dialog
 from stereo_studio.gui.settings import Settings
@@ -23,6 +23,7 @@ ACCURACY_STATS = ("epe", "bad2", "bad3", "d1", "pairs", "data", "error")  # what
 LATENCY_STATS = ("p10_ms", "p90_ms", "threads", "precision", "wait_policy", "contended", "contended_by")
 PREVIEW_SIZE = (240, 320)  # small default inputs: the first disparity appears within a second or two
 EVAL_PAIRS = 4
+QUIET_POLL_MS = 500  # how often a contended measurement checks whether the window's jobs are done
 
 
 @dataclass
@@ -120,6 +121,7 @@ class Studio(QObject):
         self._order: dict[str, int] = {}
         self._stats_queue: list[str] = []
         self._stats_running: JobRecord | None = None
+        self._quiet_retried: set[str] = set()  # keys measured again after a contended timing
         self._data_generation = 0  # +1 per data source opened: a measurement of older data is stale
         self.stats_enabled = True
 
@@ -236,6 +238,7 @@ class Studio(QObject):
         measurement still running on the old data is cancelled (its late result or error is dropped)."""
         if self._stats_running is not None:
             self.jobs.cancel(self._stats_running)
+        self._quiet_retried.clear()
         for m in self.models:
             for name in ACCURACY_STATS:
                 m.stats.pop(name, None)
@@ -255,14 +258,33 @@ class Studio(QObject):
         def stale() -> bool:  # measured on a data source that has been replaced since
             return generation != self._data_generation
 
+        window_jobs: set[str] = set()  # the window's other jobs running as the latency timing starts / ends
+        timed = [False]
+
         def progress(event: Any) -> None:
             if event.kind == "stats" and isinstance(event.payload, dict) and not stale():
-                entry.stats.update(event.payload)
+                if not timed[0]:
+                    window_jobs.update(r.title for r in self.jobs.active() if r is not self._stats_running)
+                    timed[0] = "latency_ms" in event.payload
+                payload = dict(event.payload)
+                if "latency_ms" in payload and window_jobs:
+                    payload["contended"] = True
+                    payload["contended_by"] = sorted({*(payload.get("contended_by") or ()), *window_jobs})
+                entry.stats.update(payload)
                 self.model_updated.emit(key)
 
         def done(stats: dict[str, Any]) -> None:
             if stale():
                 return
+            if window_jobs:  # keep the mark the timing got; time it again once the window is quiet (once:
+                # a measurement's own updates may start panel jobs, which must not make it loop)
+                stats = {**stats, "contended": True,
+                         "contended_by": sorted({*(stats.get("contended_by") or ()), *window_jobs})}
+                if key not in self._quiet_retried:
+                    self._quiet_retried.add(key)
+                    self._remeasure_when_quiet(key)
+            else:
+                self._quiet_retried.discard(key)
             entry.stats.update(stats)
             self.model_updated.emit(key)
 
@@ -289,6 +311,20 @@ class Studio(QObject):
             on_error=failed,
             on_finished=finished,
         )
+
+    def _remeasure_when_quiet(self, key: str) -> None:
+        """Measure `key` again once no other job of the window runs (once per contended measurement; given up
+        if the model is closed)."""
+
+        def check() -> None:
+            if self.entry(key) is None:
+                return
+            if self.jobs.active():
+                QTimer.singleShot(QUIET_POLL_MS, self, check)
+                return
+            self.queue_stats(key)
+
+        QTimer.singleShot(QUIET_POLL_MS, self, check)
 
     def stats_busy(self) -> bool:
         """True while the stats queue measures models (a panel's own timings can wait for it: evaluating a

@@ -36,3 +36,40 @@ def test_a_measurement_of_the_previous_data_is_dropped(qtbot, settings, monkeypa
     assert entry.stats["data"] == "new" and "error" not in entry.stats
     assert messages == []  # no stale "measuring sgbm: ..." warning
     studio.jobs.cancel_all()
+
+
+def test_a_timing_beside_other_window_jobs_is_marked_and_redone_when_quiet(qtbot, settings, monkeypatch):
+    other_done, timing = threading.Event(), threading.Event()
+    calls = []
+
+    def fake_measure(matcher, dataset, size):
+        calls.append(1)
+        yield Progress(1, 3, "timing", payload={"params": 1}, kind="stats")
+        if len(calls) == 1:
+            timing.wait(30)  # the first timing lasts until the other job has started
+        yield Progress(2, 3, "accuracy", payload={"latency_ms": 5.0 * len(calls), "contended": False},
+                       kind="stats")
+        return {"epe": 1.0}
+
+    def other_work():
+        yield Progress(0, 1, "busy")
+        other_done.wait(30)
+        return None
+
+    monkeypatch.setattr(studio_module, "measure_entry", fake_measure)
+    monkeypatch.setattr(studio_module, "open_data", lambda spec, size: spec)
+    studio = Studio(settings)
+    entry = studio.add_matcher(object(), "sgbm", "sgbm", "sgbm")
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=10_000)
+    other = studio.jobs.start("Reference points", other_work)
+    qtbot.waitUntil(lambda: other.active, timeout=10_000)
+    timing.set()
+    qtbot.waitUntil(lambda: entry.stats.get("epe") == 1.0, timeout=10_000)
+    assert entry.stats["contended"] is True and "Reference points" in entry.stats["contended_by"]
+    qtbot.wait(3 * studio_module.QUIET_POLL_MS)
+    assert len(calls) == 1  # not again while the other job runs
+    other_done.set()
+    qtbot.waitUntil(lambda: entry.stats.get("latency_ms") == 10.0, timeout=10_000)  # measured again, quiet
+    qtbot.waitUntil(lambda: studio._stats_running is None, timeout=10_000)
+    assert entry.stats["contended"] is False and len(calls) == 2
+    studio.jobs.cancel_all()

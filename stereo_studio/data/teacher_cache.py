@@ -202,7 +202,9 @@ def build_teacher_cache(cache: TeacherCache, datasets: Sequence[Any], predict: P
         stale.unlink(missing_ok=True)
     pairs = [(ds, index) for ds in datasets for index in range(len(ds))]
     total = len(pairs)
-    first = random.randrange(total) if start is None and total else (start or 0) % max(total, 1)
+    if start is None:
+        start = random.randrange(total) if total else 0
+    first = start % total if total else 0
     computed = 0
     ticker = Ticker(0.5)
     yield Progress(0, total, f"teacher cache: {total} pairs into {cache.folder}", kind="log")

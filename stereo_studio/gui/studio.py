@@ -259,13 +259,14 @@ class Studio(QObject):
             return generation != self._data_generation
 
         window_jobs: set[str] = set()  # the window's other jobs running as the latency timing starts / ends
-        timed = [False]
+        timed = False
 
         def progress(event: Any) -> None:
+            nonlocal timed
             if event.kind == "stats" and isinstance(event.payload, dict) and not stale():
-                if not timed[0]:
+                if not timed:
                     window_jobs.update(r.title for r in self.jobs.active() if r is not self._stats_running)
-                    timed[0] = "latency_ms" in event.payload
+                    timed = "latency_ms" in event.payload
                 payload = dict(event.payload)
                 if "latency_ms" in payload and window_jobs:
                     payload["contended"] = True

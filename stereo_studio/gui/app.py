@@ -6,12 +6,14 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtWidgets import QApplication
 
 from stereo_studio.errors import StereoStudioError
 
 READY_TIMEOUT_S = 240.0
+SHUTDOWN_WAIT_MS = 20000  # at exit, how long the jobs still running get to stop before the process ends
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
@@ -79,7 +81,9 @@ def run(
         window.resize(*sizes[0])
     window.show()
     if not screenshot:
-        return app.exec()
+        code = app.exec()
+        shut_down(window)
+        return code
     try:
         if not _wait(app, lambda: window.preview.frames_drawn > 0, READY_TIMEOUT_S):
             raise StereoStudioError(f"no disparity map was drawn within {READY_TIMEOUT_S:.0f} s")
@@ -109,6 +113,20 @@ def run(
         window.close()
         app.processEvents()
     return 0
+
+
+def shut_down(window: Any, wait_ms: int = SHUTDOWN_WAIT_MS) -> bool:
+    """End the window's work before the process ends: close the window if the event loop ended without
+    closing it (its `closeEvent` cancels every job), then wait for the pool's threads. A job thread still
+    running (or still delivering its last signals) while the interpreter tears Qt's objects down fails with
+    "Signal source has been deleted". True if every thread stopped in time."""
+    from PySide6.QtCore import QThreadPool
+
+    if window.isVisible():
+        window.close()
+    pool = QThreadPool.globalInstance()
+    pool.clear()  # jobs queued but never started
+    return bool(pool.waitForDone(wait_ms))
 
 
 def _panels(text: str | None, known: tuple[str, ...]) -> list[str]:

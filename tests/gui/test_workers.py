@@ -199,3 +199,33 @@ def test_cancel_all_releases_workers_whose_relay_goes_with_the_manager(qtbot):
     manager.deleteLater()  # its relays with it, before their queued `finished` is delivered
     del manager
     assert worker not in JobWorker._worker_set and record.status == "cancelled"
+
+
+def test_shut_down_closes_the_window_and_waits_for_every_job_thread(qtbot):
+    """The event loop can end without the window closing (app.quit()): jobs still running then met the
+    interpreter's teardown of their signals ("Signal source has been deleted"). `shut_down` closes the window
+    and waits for the pool's threads, a job that does not look at cancellation included."""
+    from PySide6.QtCore import QThreadPool
+
+    from stereo_studio.gui.app import shut_down
+
+    manager = JobManager()
+    log: list = []
+    manager.start("long", _counting, 50, log, delay=0.02)
+    manager.start("deaf", time.sleep, 0.5)  # a plain function: cancellation cannot stop it
+
+    class Window:
+        closed = 0
+
+        def isVisible(self) -> bool:
+            return not self.closed
+
+        def close(self) -> None:
+            self.closed += 1
+            manager.cancel_all(wait_ms=0)  # as MainWindow.closeEvent does, without waiting
+
+    window = Window()
+    qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() >= 2, timeout=5000)
+    assert shut_down(window, wait_ms=10_000)
+    assert window.closed == 1
+    assert QThreadPool.globalInstance().activeThreadCount() == 0

@@ -82,6 +82,11 @@ def _curve(points: list[dict[str, Any]]) -> str:
                      or v is points[-1])
 
 
+def _count(n: Any, noun: str) -> str:
+    """'1 thread', '2 threads', '? threads'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _recipe_lines(name: str, training: dict[str, Any]) -> list[str]:
     """The card's training recipe: budget, data, losses, prune-ready settings and the validation curve."""
     summary, cfg = training.get("summary", {}), training.get("config", {})
@@ -92,7 +97,7 @@ def _recipe_lines(name: str, training: dict[str, Any]) -> list[str]:
     text = (f"Command: `bash models/recipe.sh {stages}` (the exact recipe, resumable; "
             f"`models/README.md`). Steps {summary.get('steps', '?')}, batch {cfg.get('batch_size', '?')} of "
             f"{crop} crops, lr {cfg.get('lr', '?')} ({cfg.get('schedule', '?')}), "
-            f"{cfg.get('precision', '?')}, {cfg.get('threads', '?')} threads, "
+            f"{cfg.get('precision', '?')}, {_count(cfg.get('threads', '?'), 'thread')}, "
             f"data {', '.join(cfg.get('data', [])) or '?'}")
     if cfg.get("teacher"):
         text += (f", teacher {cfg['teacher']}, loss weights teacher {cfg.get('w_teacher')} / ground truth "

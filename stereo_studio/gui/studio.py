@@ -150,6 +150,7 @@ class Studio(QObject):
         key = self.unique_key(key or Path(spec.removeprefix(ARCH_PREFIX)).name or spec)
         self._loading.add(key)
         self._order.setdefault(key, len(self._order))
+        self._color_for(key)  # reserved now: models loading side by side finish in any order
 
         asked: list[trust_dialog.NeedsTrust] = []  # its model.py is not trusted: asked once the job ended
 
@@ -200,9 +201,10 @@ class Studio(QObject):
 
     def _color_for(self, key: str) -> int:
         """A model keeps its colour across restarts (saved per key); a new key takes the first colour no
-        open model has."""
+        open or loading model has."""
         saved = self.settings.get("models/colors", {})
-        used = {self._color_index[m.key] for m in self.models if m.key in self._color_index and m.key != key}
+        keys = {m.key for m in self.models} | self._loading
+        used = {self._color_index[k] for k in keys if k in self._color_index and k != key}
         index = saved.get(key)
         if not isinstance(index, int) or index in used:
             index = next(i for i in range(len(used) + 1) if i not in used)

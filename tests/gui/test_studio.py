@@ -6,6 +6,7 @@ import threading
 
 from stereo_studio.engine.jobs import Progress
 from stereo_studio.gui import studio as studio_module
+from stereo_studio.gui import theme
 from stereo_studio.gui.studio import Studio
 
 
@@ -72,4 +73,27 @@ def test_a_timing_beside_other_window_jobs_is_marked_and_redone_when_quiet(qtbot
     qtbot.waitUntil(lambda: entry.stats.get("latency_ms") == 10.0, timeout=10_000)  # measured again, quiet
     qtbot.waitUntil(lambda: studio._stats_running is None, timeout=10_000)
     assert entry.stats["contended"] is False and len(calls) == 2
+    studio.jobs.cancel_all()
+
+
+def test_colours_follow_the_order_models_were_asked_for_not_the_load_order(qtbot, settings, monkeypatch):
+    """A first start opens the default models side by side: the colours must not depend on which load ends
+    first (the slow teacher took the second colour in one screenshot and the first in the next)."""
+    release = threading.Event()
+
+    def load(spec):
+        if spec == "slow":
+            release.wait(30)
+        return object(), False
+
+    monkeypatch.setattr(studio_module, "load_entry", load)
+    monkeypatch.setattr(studio_module, "measure_entry", lambda matcher, dataset, size: iter(()))
+    monkeypatch.setattr(studio_module, "open_data", lambda spec, size: spec)
+    studio = Studio(settings)
+    slow, fast = studio.open_model("slow"), studio.open_model("fast")
+    qtbot.waitUntil(lambda: not fast.active, timeout=10_000)
+    release.set()
+    qtbot.waitUntil(lambda: not slow.active, timeout=10_000)
+    colours = {m.key: m.color for m in studio.models}
+    assert colours == {"slow": theme.model_color(0), "fast": theme.model_color(1)}
     studio.jobs.cancel_all()

@@ -267,7 +267,7 @@ class Studio(QObject):
             nonlocal timed
             if event.kind == "stats" and isinstance(event.payload, dict) and not stale():
                 if not timed:
-                    window_jobs.update(r.title for r in self.jobs.active() if r is not self._stats_running)
+                    window_jobs.update(r.title for r in self.jobs.busy() if r is not self._stats_running)
                     timed = "latency_ms" in event.payload
                 payload = dict(event.payload)
                 if "latency_ms" in payload and window_jobs:
@@ -322,7 +322,7 @@ class Studio(QObject):
         def check() -> None:
             if self.entry(key) is None:
                 return
-            if self.jobs.active():
+            if self.jobs.busy():
                 QTimer.singleShot(QUIET_POLL_MS, self, check)
                 return
             self.queue_stats(key)

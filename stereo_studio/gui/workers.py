@@ -431,7 +431,13 @@ class JobManager(QObject):
             record.worker.toggle_pause()
 
     def active(self) -> list[JobRecord]:
+        """The jobs of the Jobs list still queued, running or paused."""
         return [r for r in self.records if r.active]
+
+    def busy(self) -> list[JobRecord]:
+        """Every job still queued, running or paused, the ones kept out of the Jobs list (`track=False`, e.g.
+        the preview's predictions) included: what a latency timing must know ran beside it."""
+        return [r for r in self._workers.values() if r.active]
 
     def cancel_all(self, wait_ms: int = 10000) -> bool:
         """Cancel every job this manager started and wait for them; True if all stopped in time.

@@ -53,7 +53,9 @@ def test_runtime_settings_and_latency_spread_are_shown(make_window, qtbot):
     assert f"OMP_WAIT_POLICY {runtime.effective_wait_policy()}" in text
     assert settings.source["precision"] in text and "cache:" in panel.runtime.toolTip()
     entry = window.studio.entry("student")
-    qtbot.waitUntil(lambda: "epe" in entry.stats, timeout=60_000)
+    # the first timing may run beside the preview's first predictions: then it is timed again, quiet
+    qtbot.waitUntil(lambda: "epe" in entry.stats and not entry.stats.get("contended"), timeout=60_000)
+    qtbot.waitUntil(lambda: window.studio._stats_running is None, timeout=60_000)
     s = entry.stats
     assert s["p10_ms"] <= s["latency_ms"] <= s["p90_ms"]
     assert s["threads"] and s["precision"] and s["wait_policy"]

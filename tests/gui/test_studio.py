@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from stereo_studio.engine.jobs import Progress
 from stereo_studio.gui import studio as studio_module
 from stereo_studio.gui import theme
@@ -39,7 +41,9 @@ def test_a_measurement_of_the_previous_data_is_dropped(qtbot, settings, monkeypa
     studio.jobs.cancel_all()
 
 
-def test_a_timing_beside_other_window_jobs_is_marked_and_redone_when_quiet(qtbot, settings, monkeypatch):
+@pytest.mark.parametrize("shown", [True, False], ids=["listed job", "unlisted job (preview predictions)"])
+def test_a_timing_beside_other_window_jobs_is_marked_and_redone_when_quiet(qtbot, settings, monkeypatch,
+                                                                             shown):
     other_done, timing = threading.Event(), threading.Event()
     calls = []
 
@@ -62,7 +66,7 @@ def test_a_timing_beside_other_window_jobs_is_marked_and_redone_when_quiet(qtbot
     studio = Studio(settings)
     entry = studio.add_matcher(object(), "sgbm", "sgbm", "sgbm")
     qtbot.waitUntil(lambda: len(calls) == 1, timeout=10_000)
-    other = studio.jobs.start("Reference points", other_work)
+    other = studio.jobs.start("Reference points", other_work, track=shown)
     qtbot.waitUntil(lambda: other.active, timeout=10_000)
     timing.set()
     qtbot.waitUntil(lambda: entry.stats.get("epe") == 1.0, timeout=10_000)

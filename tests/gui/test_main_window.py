@@ -46,7 +46,8 @@ def test_session_persists_and_close_cancels_jobs(make_window, settings, qtbot):
 def test_a_job_failing_while_the_window_closes_is_failed_not_cancelled(make_window, qtbot):
     window = make_window(models=[("sgbm", "sgbm")])
     job = window.studio.jobs.start("doomed", _fails_soon)
-    qtbot.waitUntil(lambda: job.status == "running", timeout=5000)
+    # its first report seen: it is inside its 0.5 s write (a cancel before that report stops it cleanly)
+    qtbot.waitUntil(lambda: job.message == "writing", timeout=5000)
     window.close()  # cancels every job and waits: this one fails before it could see the cancel
     assert job.status == "failed" and job.error == "OSError: disk full"
 

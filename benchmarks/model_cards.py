@@ -82,11 +82,6 @@ def _curve(points: list[dict[str, Any]]) -> str:
                      or v is points[-1])
 
 
-def _count(n: Any, noun: str) -> str:
-    """'1 thread', '2 threads', '? threads'."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _recipe_lines(name: str, training: dict[str, Any]) -> list[str]:
     """The card's training recipe: budget, data, losses, prune-ready settings and the validation curve."""
     summary, cfg = training.get("summary", {}), training.get("config", {})
@@ -94,10 +89,11 @@ def _recipe_lines(name: str, training: dict[str, Any]) -> list[str]:
     bases = _bases(training)
     stages = _stage(Path(summary["model"]).parent) if summary.get("model") else name
     stages = " ".join([_stage(b["run"]) for b in reversed(bases)] + [stages])
+    threads = cfg.get("threads", "?")
     text = (f"Command: `bash models/recipe.sh {stages}` (the exact recipe, resumable; "
             f"`models/README.md`). Steps {summary.get('steps', '?')}, batch {cfg.get('batch_size', '?')} of "
             f"{crop} crops, lr {cfg.get('lr', '?')} ({cfg.get('schedule', '?')}), "
-            f"{cfg.get('precision', '?')}, {_count(cfg.get('threads', '?'), 'thread')}, "
+            f"{cfg.get('precision', '?')}, {threads} thread{'s' if threads != 1 else ''}, "
             f"data {', '.join(cfg.get('data', [])) or '?'}")
     if cfg.get("teacher"):
         text += (f", teacher {cfg['teacher']}, loss weights teacher {cfg.get('w_teacher')} / ground truth "

@@ -78,9 +78,8 @@ def _channels_last_inference(x: torch.Tensor) -> bool:
     """A 4-D channels-last tensor outside autograd and tracing (where the plain formula is kept)."""
     return (
         x.dim() == 4
-        and x.shape[1] > 1
         and x.is_contiguous(memory_format=torch.channels_last)
-        and not x.is_contiguous()
+        and not x.is_contiguous()  # (one channel or one pixel: both layouts are the same memory)
         and not torch.is_grad_enabled()
         and not torch.jit.is_tracing()
         and not torch.jit.is_scripting()

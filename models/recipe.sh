@@ -39,6 +39,7 @@
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
 #           student-plain (experiment: the distilled student without prune-ready training)
+#           teacher-wide (stop 31: teacher-down widened 2.6x in parameters and trained on)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
 # with optimiser, schedule, data position and RNG), committed to the repository, so that a later work session,
 # on another machine too, continues it with the same command: a stage resumes when its checkpoint is there and
@@ -168,6 +169,23 @@ fi
 # (1.0-1.3x) or shrunk only (0.77-1.0x), otherwise the teacher-photo-avg settings.
 want teacher-up && ! done_run $ck/teacher-up && teacher_from_fresh teacher-up 2000 --aug-scale 1.0,1.3
 want teacher-down && ! done_run $ck/teacher-down && teacher_from_fresh teacher-down 2000 --aug-scale 0.77,1.0
+# Stop 31: a teacher with room to teach. The shipped teachers all had 0.30 M parameters, 1.2x the student's: the
+# shipped teacher-down widened (models/widen.py: it starts out predicting exactly what teacher-down predicts)
+# to 1/2- and 1/4-res features of 48 / 96 channels, a 16-group correlation of 128 channels (8 per group, as
+# before), 3D aggregation of 32 channels with a 64-channel hourglass and a 96-channel upsampling mask (0.79 M
+# parameters), then 2,500 steps with teacher-down's settings at lr 3e-4. Ships as `teacher` only by its rule in
+# models/README.md ("A wider teacher").
+wide_teacher='{"feature_channels": [48, 96], "gwc_channels": 128, "groups": 16, "agg_channels": 32,
+               "hourglass_channels": 64, "mask_channels": 96}'
+if want teacher-wide && ! done_run $ck/teacher-wide; then
+    gen_clutter; gen_clutter_s2; gen_photo
+    done_run $ck/teacher-down || { echo "run: bash models/recipe.sh teacher-down" >&2; exit 1; }
+    $ss train --init-from $ck/teacher-down/model --model-config "$wide_teacher" \
+        --data runs/synth-clutter,runs/synth-clutter-s2,runs/synth-clutter-photo \
+        --val-data $val_q --val-pairs 1 --val-interval 500 --steps 2500 --warmup 100 --aug-scale 0.77,1.0 \
+        --ema 0.999 --batch-size 6 --crop 160x288 --lr 3e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
+        --seed 0 --out $ck/teacher-wide $(resume_flag $ck/teacher-wide)
+fi
 # Diagnostic (stop 25, never shipped): every crop resampled at nearly the generator's scale (0.98-1.02x).
 want teacher-resample && ! done_run $ck/teacher-resample && teacher_from_fresh teacher-resample 2000 \
     --aug-scale 0.98,1.02

@@ -16,7 +16,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by `train` and `distill`."""
     p.add_argument("--arch", default=None, help="architecture to build (default: student)")
     p.add_argument("--model-config", default=None, metavar="JSON",
-                   help='architecture overrides for --arch, e.g. \'{"agg_channels": 64}\' (or a .json file)')
+                   help='architecture overrides for --arch, e.g. \'{"agg_channels": 64}\' (or a .json file); '
+                   "with --init-from, wider widths for that model, which starts out predicting exactly what "
+                   "it did (function-preserving widening)")
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from this model (bundled name, folder, pruned model), not a fresh --arch")
     p.add_argument("--data", default="synthetic",

@@ -60,8 +60,9 @@ class TrainingError(StereoStudioError):
 class TrainConfig:
     """Everything a training / distillation run depends on (JSON-able; saved as the run's config.json).
 
-    The student is `init_from` (a model spec: bundled name, folder, pruned model...) when set, else a fresh
-    `arch` with `model_overrides`. `teacher` (a model spec) turns on distillation. Loss weights left as None
+    The student is `init_from` (a model spec: bundled name, folder, pruned model...) when set, widened to
+    `model_overrides` if any (`models.widen`: it starts out predicting the same), else a fresh `arch` with
+    `model_overrides`. `teacher` (a model spec) turns on distillation. Loss weights left as None
     are resolved by `resolved()`: with a teacher w_teacher=1, w_gt=0 (the paper's best); without, w_gt=1.
     `data` is a list of data specs (mixed); `val_data` None = a held-out split (or fresh synthetic pairs).
     `precision` "auto" resolves to "bf16" where bf16 kernels are native, else "fp32". Synthetic data is a
@@ -327,7 +328,12 @@ def _load_student(cfg: TrainConfig) -> nn.Module:
     if cfg.init_from:
         from stereo_studio.models.storage import load_model
 
-        return load_model(cfg.init_from)
+        model = load_model(cfg.init_from)
+        if cfg.model_overrides:  # a wider version of it that starts out predicting the same
+            from stereo_studio.models.widen import widen_model
+
+            model = widen_model(model, cfg.model_overrides)
+        return model
     from stereo_studio.models.registry import build_model, default_config
 
     overrides = dict(cfg.model_overrides)

@@ -52,7 +52,8 @@ RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-down-mix-pruned-edge": "pruned-direct-edge", "student-scratch-edge": "scratch-edge",
               "student-edge-pruned": "pruned-edge", "student-down-mix-pruned-edge8": "pruned-direct-edge8",
               "student-scratch-edge-more": "scratch-edge-more",
-              "student-edge-more-pruned": "pruned-edge-more", "student-edge-planned": "pruned-edge-planned"}
+              "student-edge-more-pruned": "pruned-edge-more", "student-edge-planned": "pruned-edge-planned",
+              "student-scratch-wide": "scratch-wide", "student-wide-pruned": "pruned-wide"}
 
 
 def _stage(run_dir: str | Path) -> str:

@@ -52,8 +52,7 @@ RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-down-mix-pruned-edge": "pruned-direct-edge", "student-scratch-edge": "scratch-edge",
               "student-edge-pruned": "pruned-edge", "student-down-mix-pruned-edge8": "pruned-direct-edge8",
               "student-scratch-edge-more": "scratch-edge-more",
-              "student-edge-more-pruned": "pruned-edge-more", "student-edge-planned": "pruned-edge-planned",
-              "student-scratch-wide": "scratch-wide", "student-wide-pruned": "pruned-wide"}
+              "student-edge-more-pruned": "pruned-edge-more", "student-edge-planned": "pruned-edge-planned"}
 
 
 def _stage(run_dir: str | Path) -> str:

@@ -40,7 +40,6 @@
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
 #           student-plain (experiment: the distilled student without prune-ready training)
 #           teacher-wide (stop 31: teacher-down widened 2.6x in parameters and trained on)
-#           student-wide scratch-wide pruned-wide (stop 31: the students continued from teacher-wide)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
 # with optimiser, schedule, data position and RNG), committed to the repository, so that a later work session,
 # on another machine too, continues it with the same command: a stage resumes when its checkpoint is there and
@@ -406,13 +405,11 @@ convex_init() {  # convex_init RUN: runs/RUN-convex-init, RUN's model with conve
     [[ -f runs/$1-convex-init/model.safetensors ]] || \
         .venv/bin/python models/with_options.py $ck/$1/model runs/$1-convex-init upsample=convex
 }
-# distill_more RUN INIT [FLAGS...]: INIT (a model folder) distilled 3,000 more steps from teacher-down (or the
-# run named by teacher_run=...) like student-down-mix (FLAGS: more distill flags).
+# distill_more RUN INIT [FLAGS...]: INIT (a model folder) distilled 3,000 more steps from teacher-down like
+# student-down-mix (FLAGS: more distill flags).
 distill_more() {
     gen_clutter; gen_clutter_s2
-    local teacher=${teacher_run:-teacher-down}
-    done_run $ck/$teacher || { echo "$teacher is not finished (its recipe stage first)" >&2; exit 1; }
-    $ss distill --teacher $ck/$teacher/model --init-from "$2" \
+    $ss distill --teacher $ck/teacher-down/model --init-from "$2" \
         --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable \
         --sparsity-reg 0.2 --target-ratio 0.75 "${down[@]}" "${more_mix[@]}" "${@:3}" --out $ck/$1 \
         $(resume_flag $ck/$1)
@@ -482,18 +479,6 @@ want scratch-edge-more && ! done_run $ck/student-scratch-edge-more && \
 if want pruned-edge-more && ! done_run $ck/student-edge-more-pruned; then
     gen_clutter; gen_clutter_s2
     prune_student student-edge-more student-edge-more-pruned teacher-down runs/synth-clutter,runs/synth-clutter-s2 \
-        "${mixrec[@]}" "${edge[@]}"
-fi
-# Stop 31: the students from teacher-wide, if it ships by its rule (models/README.md, "A wider teacher"): the
-# shipped student distilled 3,000 more steps from it with its own continuation settings, the scratch twin given
-# the same steps on ground truth, and the distilled one pruned and recovered with teacher-wide.
-want student-wide && ! done_run $ck/student-wide && \
-    teacher_run=teacher-wide distill_more student-wide $ck/student-edge-more/model "${edge[@]}"
-want scratch-wide && ! done_run $ck/student-scratch-wide && \
-    scratch_more student-scratch-wide $ck/student-scratch-edge-more/model "${edge[@]}"
-if want pruned-wide && ! done_run $ck/student-wide-pruned; then
-    gen_clutter; gen_clutter_s2
-    prune_student student-wide student-wide-pruned teacher-wide runs/synth-clutter,runs/synth-clutter-s2 \
         "${mixrec[@]}" "${edge[@]}"
 fi
 # Informative (stop 29): student-edge cut by the app's sensitivity plan (each layer pruned alone on 8 synthetic

@@ -39,7 +39,7 @@
 #           student, pruned (the first v2 student and its pruned one, from the v2 teacher; superseded)
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
 #           student-plain (experiment: the distilled student without prune-ready training)
-#           teacher-wide (stop 31: teacher-down widened 2.6x in parameters and trained on)
+#           teacher-wide (stop 31: teacher-down widened 2.6x in parameters and trained on; not shipped)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
 # with optimiser, schedule, data position and RNG), committed to the repository, so that a later work session,
 # on another machine too, continues it with the same command: a stage resumes when its checkpoint is there and
@@ -174,7 +174,7 @@ want teacher-down && ! done_run $ck/teacher-down && teacher_from_fresh teacher-d
 # to 1/2- and 1/4-res features of 48 / 96 channels, a 16-group correlation of 128 channels (8 per group, as
 # before), 3D aggregation of 32 channels with a 64-channel hourglass and a 96-channel upsampling mask (0.79 M
 # parameters), then 2,500 steps with teacher-down's settings at lr 3e-4. Ships as `teacher` only by its rule in
-# models/README.md ("A wider teacher").
+# models/README.md ("A wider teacher"): it failed (level with teacher-down on held-out synthetic pairs).
 wide_teacher='{"feature_channels": [48, 96], "gwc_channels": 128, "groups": 16, "agg_channels": 32,
                "hourglass_channels": 64, "mask_channels": 96}'
 if want teacher-wide && ! done_run $ck/teacher-wide; then

@@ -40,6 +40,7 @@
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
 #           student-plain (experiment: the distilled student without prune-ready training)
 #           teacher-wide (stop 31: teacher-down widened 2.6x in parameters and trained on; not shipped)
+#           teacher-refine (stop 31: teacher-down given a residual refinement at 1/2 res and trained on)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
 # with optimiser, schedule, data position and RNG), committed to the repository, so that a later work session,
 # on another machine too, continues it with the same command: a stage resumes when its checkpoint is there and
@@ -185,6 +186,21 @@ if want teacher-wide && ! done_run $ck/teacher-wide; then
         --val-data $val_q --val-pairs 1 --val-interval 500 --steps 2500 --warmup 100 --aug-scale 0.77,1.0 \
         --ema 0.999 --batch-size 6 --crop 160x288 --lr 3e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
         --seed 0 --out $ck/teacher-wide $(resume_flag $ck/teacher-wide)
+fi
+# Stop 31: where the teachers' error arises (models/quarter_res_floor.py: in the 1/4-res estimate, not the x4
+# upsampling) suggests a finer stage rather than width: teacher-down given a residual refinement at 1/2 res
+# (refine_channels 16: the 1/2-res left features, the disparity and the warping error of the 1/2-res features;
+# its last conv starts at zero, so it starts out predicting exactly what teacher-down predicts), then 2,000
+# steps with teacher-down's settings at lr 3e-4. Ships as `teacher` only by its rule in models/README.md ("A
+# teacher refined at 1/2 resolution").
+if want teacher-refine && ! done_run $ck/teacher-refine; then
+    gen_clutter; gen_clutter_s2; gen_photo
+    done_run $ck/teacher-down || { echo "run: bash models/recipe.sh teacher-down" >&2; exit 1; }
+    $ss train --init-from $ck/teacher-down/model --model-config '{"refine_channels": 16}' \
+        --data runs/synth-clutter,runs/synth-clutter-s2,runs/synth-clutter-photo \
+        --val-data $val_q --val-pairs 1 --val-interval 500 --steps 2000 --warmup 100 --aug-scale 0.77,1.0 \
+        --ema 0.999 --batch-size 6 --crop 160x288 --lr 3e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
+        --seed 0 --out $ck/teacher-refine $(resume_flag $ck/teacher-refine)
 fi
 # Diagnostic (stop 25, never shipped): every crop resampled at nearly the generator's scale (0.98-1.02x).
 want teacher-resample && ! done_run $ck/teacher-resample && teacher_from_fresh teacher-resample 2000 \

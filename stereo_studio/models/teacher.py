@@ -4,6 +4,9 @@ Wider 2D features to 1/4 res, a G-group correlation volume over D4 = max_disp / 
 to even), laid out N x G x H/4 x W/4 x D4 (disparity last: see cost_volume.py), Conv3d+BN+ReLU aggregation
 with one small 3D hourglass (stride-2 Conv3d, then ConvTranspose3d), a Conv3d to one channel, fp32
 soft-argmin over D4, and RAFT-style convex upsampling x4 with a mask predicted from the left features.
+`refine_channels` > 0 adds a residual refinement at 1/2 res (the 1/2-res left features, the disparity and the
+warping error of the 1/2-res features: a conv, a residual block, a 1-channel conv that starts at zero, so a
+trained teacher given it predicts the same until trained on); 0 (the default) has none.
 `forward(..., return_features=True)` returns (disp, {"left_quarter", "logits" (N x D4 x h x w),
 "disp_quarter" (full-res pixels, padded 1/4-res grid)}), the same keys as the student's.
 """
@@ -20,6 +23,7 @@ from torch import nn
 from stereo_studio.errors import ModelError
 from stereo_studio.models.cost_volume import groupwise_correlation_volume
 from stereo_studio.models.layers import (
+    ConvSumBN,
     InputNorm,
     ResBlock,
     both_views,
@@ -28,6 +32,7 @@ from stereo_studio.models.layers import (
     convex_upsample,
     pad_to_multiple,
     soft_argmin,
+    warp_error,
 )
 from stereo_studio.models.registry import MIN_MAX_DISP, register_architecture
 
@@ -37,17 +42,20 @@ UPSAMPLE = 4  # 1/4 res -> full res
 class TeacherFeatures(nn.Module):
     """Shared extractor to 1/4 res: stride-2 stem + residual block, stride-2 stage + residual blocks."""
 
-    def __init__(self, channels: list[int], blocks: int) -> None:
+    def __init__(self, channels: list[int], blocks: int, keep_half: bool = False) -> None:
         super().__init__()
         c2, c4 = channels
+        self.keep_half = keep_half
         self.norm = InputNorm()
         self.stem = conv_bn(3, c2, stride=2)
         self.res2 = ResBlock(c2)
         self.down = conv_bn(c2, c4, stride=2)
         self.res4 = nn.Sequential(*[ResBlock(c4) for _ in range(blocks)])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.res4(self.down(self.res2(self.stem(self.norm(x)))))
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        half = self.res2(self.stem(self.norm(x)))
+        quarter = self.res4(self.down(half))
+        return (half, quarter) if self.keep_half else quarter
 
 
 class Hourglass3d(nn.Module):
@@ -81,6 +89,7 @@ class TeacherNet(nn.Module):
         hourglass_channels: int = 32,
         agg_layers: int = 2,
         mask_channels: int = 64,
+        refine_channels: int = 0,
     ) -> None:
         super().__init__()
         if max_disp < MIN_MAX_DISP:
@@ -100,13 +109,14 @@ class TeacherNet(nn.Module):
             "hourglass_channels": int(hourglass_channels),
             "agg_layers": int(agg_layers),
             "mask_channels": int(mask_channels),
+            "refine_channels": int(refine_channels),
         }
         self.max_disp = int(max_disp)
         self.groups = int(groups)
         self.disparities = 2 * math.ceil(max_disp / 8)  # even: the hourglass halves, doubles D4
         self.multiple = 8
         c2, c4 = feature_channels
-        self.features = TeacherFeatures([c2, c4], feature_blocks)
+        self.features = TeacherFeatures([c2, c4], feature_blocks, keep_half=refine_channels > 0)
         self.gwc_proj = nn.Conv2d(c4, gwc_channels, 1)
         layers = [conv3d_bn(groups, agg_channels)]
         layers += [conv3d_bn(agg_channels, agg_channels) for _ in range(agg_layers - 1)]
@@ -116,6 +126,13 @@ class TeacherNet(nn.Module):
         self.mask = nn.Sequential(
             conv_bn(c4, mask_channels), nn.Conv2d(mask_channels, 9 * UPSAMPLE * UPSAMPLE, 1)
         )
+        self.refine_out: nn.Conv2d | None = None
+        if refine_channels > 0:
+            self.refine_in = ConvSumBN([c2, 1, 1], refine_channels)
+            self.refine = ResBlock(refine_channels)
+            self.refine_out = nn.Conv2d(refine_channels, 1, 3, padding=1)
+            nn.init.zeros_(self.refine_out.weight)
+            nn.init.zeros_(self.refine_out.bias)
 
     @classmethod
     def default_config(cls) -> dict[str, Any]:
@@ -123,7 +140,7 @@ class TeacherNet(nn.Module):
 
     def pruning_ignored_layers(self) -> list[nn.Module]:
         """Keep the grouped-correlation input, the 1-channel cost output and the upsampling mask widths."""
-        return [self.gwc_proj, self.cost_out, self.mask[1]]
+        return [m for m in (self.gwc_proj, self.cost_out, self.mask[1], self.refine_out) if m is not None]
 
     def forward(
         self, left: torch.Tensor, right: torch.Tensor, return_features: bool = False
@@ -131,12 +148,27 @@ class TeacherNet(nn.Module):
         h, w = left.shape[-2:]
         left_p, right_p = pad_to_multiple(left, self.multiple), pad_to_multiple(right, self.multiple)
         feat_l, feat_r = both_views(self.features, left_p, right_p)
+        if self.refine_out is not None:
+            (half_l, feat_l), (half_r, feat_r) = feat_l, feat_r
         volume = groupwise_correlation_volume(self.gwc_proj(feat_l), self.gwc_proj(feat_r), self.groups,
                                               self.disparities)
         cost = self.cost_out(self.hourglass(self.agg(volume)))  # N x 1 x h x w x D4
         disp4 = soft_argmin(cost, dim=-1).squeeze(-1)  # fp32, 1/4-res pixels
-        disp = convex_upsample(disp4 * UPSAMPLE, self.mask(feat_l).float(), UPSAMPLE)[..., :h, :w]
+        disp = convex_upsample(disp4 * UPSAMPLE, self.mask(feat_l).float(), UPSAMPLE)
+        if self.refine_out is not None:
+            disp = self._refined(disp, half_l, half_r)
+        disp = disp[..., :h, :w]
         if return_features:
             logits = cost.squeeze(1).permute(0, 3, 1, 2)  # N x D4 x h x w, like the student's head
             return disp, {"left_quarter": feat_l, "logits": logits, "disp_quarter": disp4 * UPSAMPLE}
         return disp
+
+    def _refined(self, disp: torch.Tensor, half_l: torch.Tensor, half_r: torch.Tensor) -> torch.Tensor:
+        """`disp` (full res) plus a residual predicted at 1/2 res from the left features and warping error."""
+        disp2 = F.avg_pool2d(disp, 2) / 2  # 1/2-res pixels
+        # detached: an input signal, not a path to train the features through (as in the student)
+        error = warp_error(half_l.detach(), half_r.detach(), disp2.detach())
+        refined = self.refine(self.refine_in(half_l, disp2.to(half_l.dtype), error.to(half_l.dtype)))
+        residual = F.interpolate(self.refine_out(refined).float(), scale_factor=2, mode="bilinear",
+                                 align_corners=False) * 2
+        return F.relu(disp + residual)

@@ -1,11 +1,13 @@
-"""Function-preserving widening: a trained model rebuilt with wider layers that computes what it computed.
+"""Function-preserving growth: a trained model rebuilt wider (or with an added stage), computing the same.
 
 Every tensor of the old model goes into the leading slice of its wider counterpart; the weights that would
 carry the new channels into the old ones are zero, and the new channels start from the architecture's own
-initialisation. The wide model therefore predicts exactly what the old one did and training can use the extra
-capacity from there (Net2Net's aim, with zero instead of copied units). Whether a width change keeps that
-property depends on the architecture (a grouped correlation keeps it only if its group size stays): the result
-is checked on a probe pair and a change that breaks it is refused.
+initialisation. Tensors the old model lacks (a stage an option adds) keep the architecture's initialisation,
+which must start the stage as the identity (e.g. a residual whose last conv is zero). The grown model
+therefore predicts exactly what the old one did and training can use the extra capacity from there (Net2Net's
+aim, with zero instead of copied units). Whether a change keeps that property depends on the architecture (a
+grouped correlation keeps it only if its group size stays): the result is checked on a probe pair and a change
+that breaks it is refused.
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ TOLERANCE = 1e-3  # px: fp32 summation order differs between widths
 
 def widen_model(model: nn.Module, overrides: dict[str, Any]) -> nn.Module:
     """`model` rebuilt with `overrides` applied to its config (widths that only grow), predicting the same."""
-    from stereo_studio.models.registry import build_model
+    from stereo_studio.models.registry import build_model, default_config
 
     config = dict(getattr(model, "config", None) or {})
     if not config.get("arch"):
         raise ModelError("only a model of the architecture registry can be widened")
     if config.get("pruned_shapes"):
         raise ModelError("a pruned model cannot be widened (its layers no longer follow its config's widths)")
-    unknown = sorted(set(overrides) - set(config))
+    known = set(default_config(config["arch"])) | set(config)
+    unknown = sorted(set(overrides) - known)
     if unknown:
         raise ModelError(f"'{config['arch']}' has no config key {', '.join(unknown)} "
-                         f"(known: {', '.join(sorted(k for k in config if k not in ('arch', 'meta')))})")
+                         f"(known: {', '.join(sorted(k for k in known if k not in ('arch', 'meta')))})")
     if "max_disp" in overrides and overrides["max_disp"] != config.get("max_disp"):
         raise ModelError("max_disp cannot change while widening (it is a range, not a width)")
     wide = build_model({k: v for k, v in {**config, **overrides}.items() if k != "meta"})
@@ -44,11 +47,8 @@ def widen_model(model: nn.Module, overrides: dict[str, Any]) -> nn.Module:
             own = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
             for name, tensor in own:
                 key = f"{prefix}.{name}" if prefix else name
-                if key not in wide_keys:  # a non-persistent buffer: the architecture's own constant
+                if key not in wide_keys or key not in old_state:  # a constant, or a stage the change adds
                     continue
-                if key not in old_state:
-                    raise ModelError(f"widening adds the layer tensor '{key}', which the old model lacks: "
-                                     "only widths may change")
                 _embed(tensor, old_state[key], dims if name == "weight" else None, key)
     _check_same_predictions(model, wide)
     if "meta" in config:

@@ -1,5 +1,5 @@
-"""Function-preserving widening: the wide model predicts what the old one did, learns with its new channels,
-and a width change that would alter the predictions (or is not a widening) is refused with a clear error."""
+"""Function-preserving growth: the wide model (or one with an added identity stage) predicts what the old one
+did, learns with its new channels, and a change that would alter the predictions is refused clearly."""
 
 from __future__ import annotations
 
@@ -51,6 +51,16 @@ def test_the_wide_model_predicts_what_the_old_one_did(arch, config, wider) -> No
     torch.testing.assert_close(_predict(wide), _predict(old), rtol=0, atol=1e-4)
 
 
+def test_a_teacher_given_a_refinement_predicts_the_same_and_the_refinement_learns() -> None:
+    old = _trained_like("teacher", TINY_TEACHER)
+    grown = widen_model(old, {"refine_channels": 8})
+    assert grown.config["refine_channels"] == 8 and grown.refine_out is not None
+    torch.testing.assert_close(_predict(grown), _predict(old), rtol=0, atol=1e-4)
+    grown.train()
+    grown(torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)).mean().backward()
+    assert grown.refine_out.weight.grad.abs().sum() > 0
+
+
 def test_the_new_channels_learn() -> None:
     """The zeroed weights from new channels into old ones get gradients: training can open them."""
     wide = widen_model(_trained_like("teacher", TINY_TEACHER), WIDER_TEACHER).train()
@@ -62,6 +72,7 @@ def test_the_new_channels_learn() -> None:
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"gwc_channels": 32}, "change what the model computes"),  # 8 channels per group instead of 4
+    ({"agg_layers": 3}, "change what the model computes"),  # a new 3D layer, not an identity at the start
     ({"agg_channels": 4}, "shrink"),
     ({"max_disp": 32}, "max_disp cannot change"),
     ({"agg_width": 32}, "no config key agg_width"),

@@ -40,7 +40,7 @@
 #           prune-ready   (issue 11's experiment: prune-ready distillation against the bundled student)
 #           student-plain (experiment: the distilled student without prune-ready training)
 #           teacher-wide (stop 31: teacher-down widened 2.6x in parameters and trained on; not shipped)
-#           teacher-refine (stop 31: teacher-down given a residual refinement at 1/2 res and trained on)
+#           teacher-refine (stop 31: teacher-down given a residual refinement at 1/2 res and trained on; not shipped)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
 # with optimiser, schedule, data position and RNG), committed to the repository, so that a later work session,
 # on another machine too, continues it with the same command: a stage resumes when its checkpoint is there and
@@ -192,7 +192,7 @@ fi
 # (refine_channels 16: the 1/2-res left features, the disparity and the warping error of the 1/2-res features;
 # its last conv starts at zero, so it starts out predicting exactly what teacher-down predicts), then 2,000
 # steps with teacher-down's settings at lr 3e-4. Ships as `teacher` only by its rule in models/README.md ("A
-# teacher refined at 1/2 resolution").
+# teacher refined at 1/2 resolution"): it failed (level with teacher-down on held-out pairs), not shipped.
 if want teacher-refine && ! done_run $ck/teacher-refine; then
     gen_clutter; gen_clutter_s2; gen_photo
     done_run $ck/teacher-down || { echo "run: bash models/recipe.sh teacher-down" >&2; exit 1; }

@@ -170,38 +170,31 @@ fi
 # (1.0-1.3x) or shrunk only (0.77-1.0x), otherwise the teacher-photo-avg settings.
 want teacher-up && ! done_run $ck/teacher-up && teacher_from_fresh teacher-up 2000 --aug-scale 1.0,1.3
 want teacher-down && ! done_run $ck/teacher-down && teacher_from_fresh teacher-down 2000 --aug-scale 0.77,1.0
-# Stop 31: a teacher with room to teach. The shipped teachers all had 0.30 M parameters, 1.2x the student's: the
-# shipped teacher-down widened (models/widen.py: it starts out predicting exactly what teacher-down predicts)
-# to 1/2- and 1/4-res features of 48 / 96 channels, a 16-group correlation of 128 channels (8 per group, as
-# before), 3D aggregation of 32 channels with a 64-channel hourglass and a 96-channel upsampling mask (0.79 M
-# parameters), then 2,500 steps with teacher-down's settings at lr 3e-4. Ships as `teacher` only by its rule in
-# models/README.md ("A wider teacher"): it failed (level with teacher-down on held-out synthetic pairs).
+# Stop 31: teacher_from_down RUN STEPS CONFIG: teacher-down grown by the JSON CONFIG (models/widen.py: it starts
+# out predicting exactly what teacher-down predicts), then STEPS more steps with teacher-down's settings at lr 3e-4
+# (the new channels or stage start from scratch). Each ships as `teacher` only by its rule in models/README.md.
+teacher_from_down() {
+    gen_clutter; gen_clutter_s2; gen_photo
+    done_run $ck/teacher-down || { echo "run: bash models/recipe.sh teacher-down" >&2; exit 1; }
+    $ss train --init-from $ck/teacher-down/model --model-config "$3" \
+        --data runs/synth-clutter,runs/synth-clutter-s2,runs/synth-clutter-photo \
+        --val-data $val_q --val-pairs 1 --val-interval 500 --steps "$2" --warmup 100 --aug-scale 0.77,1.0 \
+        --ema 0.999 --batch-size 6 --crop 160x288 --lr 3e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
+        --seed 0 --out $ck/$1 $(resume_flag $ck/$1)
+}
+# A teacher with room to teach: the shipped teachers all had 0.30 M parameters, 1.2x the student's. Widened to
+# 1/2- and 1/4-res features of 48 / 96 channels, a 16-group correlation of 128 channels (8 per group, as before),
+# 3D aggregation of 32 channels with a 64-channel hourglass and a 96-channel upsampling mask (0.79 M parameters),
+# 2,500 steps ("A wider teacher"): its rule failed (level with teacher-down on held-out pairs), not shipped.
 wide_teacher='{"feature_channels": [48, 96], "gwc_channels": 128, "groups": 16, "agg_channels": 32,
                "hourglass_channels": 64, "mask_channels": 96}'
-if want teacher-wide && ! done_run $ck/teacher-wide; then
-    gen_clutter; gen_clutter_s2; gen_photo
-    done_run $ck/teacher-down || { echo "run: bash models/recipe.sh teacher-down" >&2; exit 1; }
-    $ss train --init-from $ck/teacher-down/model --model-config "$wide_teacher" \
-        --data runs/synth-clutter,runs/synth-clutter-s2,runs/synth-clutter-photo \
-        --val-data $val_q --val-pairs 1 --val-interval 500 --steps 2500 --warmup 100 --aug-scale 0.77,1.0 \
-        --ema 0.999 --batch-size 6 --crop 160x288 --lr 3e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
-        --seed 0 --out $ck/teacher-wide $(resume_flag $ck/teacher-wide)
-fi
-# Stop 31: where the teachers' error arises (models/quarter_res_floor.py: in the 1/4-res estimate, not the x4
-# upsampling) suggests a finer stage rather than width: teacher-down given a residual refinement at 1/2 res
-# (refine_channels 16: the 1/2-res left features, the disparity and the warping error of the 1/2-res features;
-# its last conv starts at zero, so it starts out predicting exactly what teacher-down predicts), then 2,000
-# steps with teacher-down's settings at lr 3e-4. Ships as `teacher` only by its rule in models/README.md ("A
-# teacher refined at 1/2 resolution"): it failed (level with teacher-down on held-out pairs), not shipped.
-if want teacher-refine && ! done_run $ck/teacher-refine; then
-    gen_clutter; gen_clutter_s2; gen_photo
-    done_run $ck/teacher-down || { echo "run: bash models/recipe.sh teacher-down" >&2; exit 1; }
-    $ss train --init-from $ck/teacher-down/model --model-config '{"refine_channels": 16}' \
-        --data runs/synth-clutter,runs/synth-clutter-s2,runs/synth-clutter-photo \
-        --val-data $val_q --val-pairs 1 --val-interval 500 --steps 2000 --warmup 100 --aug-scale 0.77,1.0 \
-        --ema 0.999 --batch-size 6 --crop 160x288 --lr 3e-4 --ckpt-interval 100 --threads 2 --precision fp32 \
-        --seed 0 --out $ck/teacher-refine $(resume_flag $ck/teacher-refine)
-fi
+want teacher-wide && ! done_run $ck/teacher-wide && teacher_from_down teacher-wide 2500 "$wide_teacher"
+# Where the teachers' error arises (models/quarter_res_floor.py: in the 1/4-res estimate, not the x4 upsampling)
+# suggested a finer stage rather than width: a residual refinement at 1/2 res (refine_channels 16: the 1/2-res
+# left features, the disparity and the warping error of the 1/2-res features; its last conv starts at zero),
+# 2,000 steps ("A teacher refined at 1/2 resolution"): its rule failed (level with teacher-down), not shipped.
+want teacher-refine && ! done_run $ck/teacher-refine && \
+    teacher_from_down teacher-refine 2000 '{"refine_channels": 16}'
 # Diagnostic (stop 25, never shipped): every crop resampled at nearly the generator's scale (0.98-1.02x).
 want teacher-resample && ! done_run $ck/teacher-resample && teacher_from_fresh teacher-resample 2000 \
     --aug-scale 0.98,1.02

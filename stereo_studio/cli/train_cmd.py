@@ -17,8 +17,8 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default=None, help="architecture to build (default: student)")
     p.add_argument("--model-config", default=None, metavar="JSON",
                    help='architecture overrides for --arch, e.g. \'{"agg_channels": 64}\' (or a .json file); '
-                   "with --init-from, wider widths for that model, which starts out predicting exactly what "
-                   "it did (function-preserving widening)")
+                   "with --init-from, that model grown (wider widths, or a stage an option adds), "
+                   "starting out predicting exactly what it did")
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from this model (bundled name, folder, pruned model), not a fresh --arch")
     p.add_argument("--data", default="synthetic",

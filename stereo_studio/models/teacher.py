@@ -139,7 +139,7 @@ class TeacherNet(nn.Module):
         return cls().config
 
     def pruning_ignored_layers(self) -> list[nn.Module]:
-        """Keep the grouped-correlation input, the 1-channel cost output and the upsampling mask widths."""
+        """Keep the grouped-correlation input, the 1-channel cost / refinement outputs and the mask widths."""
         return [m for m in (self.gwc_proj, self.cost_out, self.mask[1], self.refine_out) if m is not None]
 
     def forward(

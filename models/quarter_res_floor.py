@@ -7,8 +7,9 @@ synthetic pairs (default generator, seed 0) and Aloe Q, EPE / bad-2 over the val
 - each run's own 1/4-res disparity (`disp_quarter`) brought back the same two ways, beside its real output
   (its learned convex upsampling), and scored at 1/4 res against the ground truth's 1/4-res map (cells whose
   4 x 4 block is all valid).
-If the best convex upsampling of a run's own 1/4-res map scores near its real output, the coarse estimate is
-what limits it; if far below, its upsampling is. Evaluation only, fp32."""
+If a run's 1/4-res map is as far from the ground truth's as its output is (while the ground truth's own
+1/4-res map loses almost nothing through convex upsampling), the coarse estimate is what limits it, not the
+upsampling. Evaluation only, fp32."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def quarter_median(gt: np.ndarray, valid: np.ndarray) -> np.ndarray:
     h, w = (s // FACTOR * FACTOR for s in gt.shape)
     gt = np.where(valid, gt, np.nan)
     blocks = gt[:h, :w].reshape(h // FACTOR, FACTOR, w // FACTOR, FACTOR).transpose(0, 2, 1, 3)
-    blocks = np.where(np.isfinite(blocks), blocks, np.nan).reshape(h // FACTOR, w // FACTOR, -1)
+    blocks = blocks.reshape(h // FACTOR, w // FACTOR, -1)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks: filled below
         coarse = np.nanmedian(blocks, axis=-1)
@@ -75,9 +76,8 @@ def convex_floor_error(coarse: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.abs(target - np.clip(target, lo, hi))
 
 
-def run_outputs(run: str, pair) -> tuple[np.ndarray, np.ndarray]:
-    """(full-res output, 1/4-res disparity in full-res pixels) of a run's model on one pair, fp32."""
-    model = load_model(f"models/checkpoints/{run}/model").eval()
+def run_outputs(model: torch.nn.Module, pair) -> tuple[np.ndarray, np.ndarray]:
+    """(full-res output, 1/4-res disparity in full-res pixels) of a model on one pair, fp32."""
     left, right = (torch.from_numpy(v).permute(2, 0, 1)[None].float() / 255 for v in (pair.left, pair.right))
     with torch.inference_mode():
         disp, feats = model(left, right, return_features=True)
@@ -86,6 +86,7 @@ def run_outputs(run: str, pair) -> tuple[np.ndarray, np.ndarray]:
 
 def scores(pairs: list, runs: list[str]) -> dict[str, tuple[float, float]]:
     errors: dict[str, list[np.ndarray]] = {}
+    models = {run: load_model(f"models/checkpoints/{run}/model").eval() for run in runs}
 
     def add(name: str, err: np.ndarray) -> None:
         errors.setdefault(name, []).append(err)
@@ -97,13 +98,13 @@ def scores(pairs: list, runs: list[str]) -> dict[str, tuple[float, float]]:
         mask = valid[:h, :w]
         add("ground truth, bilinear", np.abs(bilinear_back(coarse) - gt[:h, :w])[mask])
         add("ground truth, best convex", convex_floor_error(coarse, gt)[mask])
-        for run in runs:
-            out, quarter = run_outputs(run, pair)
+        known = _valid_blocks(valid)
+        for run, model in models.items():
+            out, quarter = run_outputs(model, pair)
             quarter = quarter[: coarse.shape[0], : coarse.shape[1]]
             add(f"{run}, its output", np.abs(out[:h, :w] - gt[:h, :w])[mask])
             add(f"{run}, its 1/4 map bilinear", np.abs(bilinear_back(quarter) - gt[:h, :w])[mask])
             add(f"{run}, its 1/4 map best convex", convex_floor_error(quarter, gt)[mask])
-            known = _valid_blocks(valid)
             add(f"{run}, its 1/4 map against the ground truth's, at 1/4 res", np.abs(quarter - coarse)[known])
     out = {}
     for name, parts in errors.items():

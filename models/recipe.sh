@@ -170,7 +170,7 @@ fi
 # (1.0-1.3x) or shrunk only (0.77-1.0x), otherwise the teacher-photo-avg settings.
 want teacher-up && ! done_run $ck/teacher-up && teacher_from_fresh teacher-up 2000 --aug-scale 1.0,1.3
 want teacher-down && ! done_run $ck/teacher-down && teacher_from_fresh teacher-down 2000 --aug-scale 0.77,1.0
-# Stop 31: teacher_from_down RUN STEPS CONFIG: teacher-down grown by the JSON CONFIG (models/widen.py: it starts
+# Stop 31: teacher_from_down RUN STEPS CONFIG: teacher-down grown by the JSON CONFIG (stereo_studio/models/grow.py: it starts
 # out predicting exactly what teacher-down predicts), then STEPS more steps with teacher-down's settings at lr 3e-4
 # (the new channels or stage start from scratch). Each ships as `teacher` only by its rule in models/README.md.
 teacher_from_down() {

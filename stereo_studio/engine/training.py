@@ -61,7 +61,7 @@ class TrainConfig:
     """Everything a training / distillation run depends on (JSON-able; saved as the run's config.json).
 
     The student is `init_from` (a model spec: bundled name, folder, pruned model...) when set, grown to
-    `model_overrides` if any (`models.widen`: it starts out predicting the same), else a fresh `arch` with
+    `model_overrides` if any (`models.grow`: it starts out predicting the same), else a fresh `arch` with
     `model_overrides`. `teacher` (a model spec) turns on distillation. Loss weights left as None
     are resolved by `resolved()`: with a teacher w_teacher=1, w_gt=0 (the paper's best); without, w_gt=1.
     `data` is a list of data specs (mixed); `val_data` None = a held-out split (or fresh synthetic pairs).
@@ -330,9 +330,9 @@ def _load_student(cfg: TrainConfig) -> nn.Module:
 
         model = load_model(cfg.init_from)
         if cfg.model_overrides:  # it grown (wider, or with a stage added), still predicting the same
-            from stereo_studio.models.widen import widen_model
+            from stereo_studio.models.grow import grow_model
 
-            model = widen_model(model, cfg.model_overrides)
+            model = grow_model(model, cfg.model_overrides)
         return model
     from stereo_studio.models.registry import build_model, default_config
 

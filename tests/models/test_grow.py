@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from stereo_studio.errors import ModelError
+from stereo_studio.models.grow import grow_model
 from stereo_studio.models.registry import build_model, default_config
 from stereo_studio.models.storage import save_model
-from stereo_studio.models.widen import widen_model
 
 TINY_TEACHER = {"max_disp": 16, "feature_channels": [8, 16], "feature_blocks": 1, "gwc_channels": 16,
                 "groups": 4, "agg_channels": 8, "hourglass_channels": 8, "agg_layers": 2, "mask_channels": 16}
@@ -45,7 +45,7 @@ def _predict(model: torch.nn.Module, seed: int = 1) -> torch.Tensor:
 ])
 def test_the_wide_model_predicts_what_the_old_one_did(arch, config, wider) -> None:
     old = _trained_like(arch, config)
-    wide = widen_model(old, wider)
+    wide = grow_model(old, wider)
     assert sum(p.numel() for p in wide.parameters()) > sum(p.numel() for p in old.parameters())
     assert {k: wide.config[k] for k in wider} == wider
     torch.testing.assert_close(_predict(wide), _predict(old), rtol=0, atol=1e-4)
@@ -53,7 +53,7 @@ def test_the_wide_model_predicts_what_the_old_one_did(arch, config, wider) -> No
 
 def test_a_teacher_given_a_refinement_predicts_the_same_and_the_refinement_learns() -> None:
     old = _trained_like("teacher", TINY_TEACHER)
-    grown = widen_model(old, {"refine_channels": 8})
+    grown = grow_model(old, {"refine_channels": 8})
     assert grown.config["refine_channels"] == 8 and grown.refine_out is not None
     torch.testing.assert_close(_predict(grown), _predict(old), rtol=0, atol=1e-4)
     grown.train()
@@ -63,7 +63,7 @@ def test_a_teacher_given_a_refinement_predicts_the_same_and_the_refinement_learn
 
 def test_the_new_channels_learn() -> None:
     """The zeroed weights from new channels into old ones get gradients: training can open them."""
-    wide = widen_model(_trained_like("teacher", TINY_TEACHER), WIDER_TEACHER).train()
+    wide = grow_model(_trained_like("teacher", TINY_TEACHER), WIDER_TEACHER).train()
     left, right = torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)
     wide(left, right).mean().backward()
     grad = wide.agg[0][0].weight.grad  # first 3D layer: inputs 4.. are the new correlation groups
@@ -71,22 +71,22 @@ def test_the_new_channels_learn() -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"gwc_channels": 32}, "change what the model computes"),  # 8 channels per group instead of 4
-    ({"agg_layers": 3}, "change what the model computes"),  # a new 3D layer, not an identity at the start
+    ({"gwc_channels": 32}, "alters what the model computes"),  # 8 channels per group instead of 4
+    ({"agg_layers": 3}, "alters what the model computes"),  # a new 3D layer, not an identity at the start
     ({"agg_channels": 4}, "shrink"),
     ({"max_disp": 32}, "max_disp cannot change"),
     ({"agg_width": 32}, "no config key agg_width"),
 ])
-def test_changes_that_are_not_a_widening_are_refused(change, message) -> None:
+def test_changes_that_would_alter_the_model_are_refused(change, message) -> None:
     with pytest.raises(ModelError, match=message):
-        widen_model(_trained_like("teacher", TINY_TEACHER), change)
+        grow_model(_trained_like("teacher", TINY_TEACHER), change)
 
 
 def test_a_pruned_model_is_refused() -> None:
     model = _trained_like("teacher", TINY_TEACHER)
     model.config = {**model.config, "pruned_shapes": {"agg.0.0.weight": [4, 4, 3, 3, 3]}}
-    with pytest.raises(ModelError, match="pruned model cannot be widened"):
-        widen_model(model, {"agg_channels": 16})
+    with pytest.raises(ModelError, match="pruned model cannot be grown"):
+        grow_model(model, {"agg_channels": 16})
 
 
 def test_cli_training_from_a_model_with_wider_widths(tmp_path) -> None:

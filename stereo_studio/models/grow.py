@@ -23,22 +23,22 @@ PROBE_SIZE = (64, 128)  # H x W of the check's random pair
 TOLERANCE = 1e-3  # px: fp32 summation order differs between widths
 
 
-def widen_model(model: nn.Module, overrides: dict[str, Any]) -> nn.Module:
+def grow_model(model: nn.Module, overrides: dict[str, Any]) -> nn.Module:
     """`model` rebuilt with `overrides` applied to its config (widths that only grow), predicting the same."""
     from stereo_studio.models.registry import build_model, default_config
 
     config = dict(getattr(model, "config", None) or {})
     if not config.get("arch"):
-        raise ModelError("only a model of the architecture registry can be widened")
+        raise ModelError("only a model of the architecture registry can be grown")
     if config.get("pruned_shapes"):
-        raise ModelError("a pruned model cannot be widened (its layers no longer follow its config's widths)")
+        raise ModelError("a pruned model cannot be grown (its layers no longer follow its config's widths)")
     known = set(default_config(config["arch"])) | set(config)
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ModelError(f"'{config['arch']}' has no config key {', '.join(unknown)} "
                          f"(known: {', '.join(sorted(k for k in known if k not in ('arch', 'meta')))})")
     if "max_disp" in overrides and overrides["max_disp"] != config.get("max_disp"):
-        raise ModelError("max_disp cannot change while widening (it is a range, not a width)")
+        raise ModelError("max_disp cannot change while growing a model (it is a range, not a width)")
     wide = build_model({k: v for k, v in {**config, **overrides}.items() if k != "meta"})
     old_state, wide_keys = model.state_dict(), set(wide.state_dict())
     with torch.no_grad():
@@ -62,7 +62,7 @@ def _out_in_dims(module: nn.Module) -> tuple[int, int] | None:
         return 1, 0
     if isinstance(module, nn.modules.conv._ConvNd | nn.Linear):
         if getattr(module, "groups", 1) != 1:
-            raise ModelError("grouped convolutions cannot be widened here")
+            raise ModelError("grouped convolutions cannot be grown here")
         return 0, 1
     return None
 
@@ -71,7 +71,7 @@ def _embed(new: torch.Tensor, old: torch.Tensor, dims: tuple[int, int] | None, k
     """Write `old` into the leading slice of `new`; zero what feeds new inputs into old outputs."""
     if new.ndim != old.ndim or any(n < o for n, o in zip(new.shape, old.shape, strict=True)):
         raise ModelError(f"'{key}' would shrink or change rank ({tuple(old.shape)} -> {tuple(new.shape)}): "
-                         "widening only grows widths")
+                         "growth only adds channels")
     if dims is not None:
         out_dim, in_dim = dims
         if any(new.shape[d] != old.shape[d] for d in range(new.ndim) if d not in dims):
@@ -95,6 +95,7 @@ def _check_same_predictions(old: nn.Module, wide: nn.Module) -> None:
     finally:
         old.train(modes[0]), wide.train(modes[1])
     if not gap <= TOLERANCE:
-        raise ModelError(f"these widths change what the model computes (up to {gap:.3g} px on a probe pair): "
+        raise ModelError(f"this change alters what the model computes (up to {gap:.3g} px on a probe pair): "
                          "a correlation averages over its channels, so keep the channels per group (e.g. "
-                         "double gwc_channels and groups together) and leave a plain correlation's width")
+                         "double gwc_channels and groups together) and leave a plain correlation's width; "
+                         "a stage an option adds must start as the identity")

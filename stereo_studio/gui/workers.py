@@ -35,6 +35,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, QThreadPool, QTim
 from superqt.utils import GeneratorWorker
 
 from stereo_studio.errors import StereoStudioError
+from stereo_studio.openmp import release_openmp_threads
 
 log = logging.getLogger("stereo_studio.gui")
 
@@ -137,11 +138,16 @@ def _lower_thread_priority() -> None:
 
 
 def _drive(factory: Callable[..., Any], args: tuple, kwargs: dict) -> Generator[Any, None, Any]:
+    """Run one job in this pool thread; afterwards the thread lets its OpenMP team go (see `openmp`): an
+    idle pooled thread's team would slow every other thread's torch work, the window's timings included."""
     _lower_thread_priority()
-    job = factory(*args, **kwargs)
-    if not isinstance(job, Generator):  # a plain function: its return value is the result
-        return job
-    return (yield from job)
+    try:
+        job = factory(*args, **kwargs)
+        if not isinstance(job, Generator):  # a plain function: its return value is the result
+            return job
+        return (yield from job)
+    finally:
+        release_openmp_threads()
 
 
 class JobError(Exception):

@@ -23,6 +23,7 @@ from stereo_studio.live.sources import (
     StereoFrame,
     resize_views,
 )
+from stereo_studio.openmp import release_openmp_threads
 from stereo_studio.progress import Job, Progress
 
 STAGES = ("grab", "wait", "rectify", "resize", "infer", "filter", "colormap", "metrics", "total")
@@ -200,6 +201,9 @@ class StereoPipeline:
             if disp.shape != left.shape[:2]:
                 raise ModelError(f"model '{name}' returned a {disp.shape} map for {left.shape[:2]} frames")
             disparities[name] = (disp, (time.perf_counter() - t0) * 1000.0)
+            # the model's OpenMP threads would spin on after it, taking a core from the next matcher (OpenCV's
+            # SGBM: 1.3-1.6x slower beside them), the filters and the window (see `stereo_studio.openmp`)
+            release_openmp_threads()
         t, timings["infer"] = _lap(t)
 
         filtered: dict[str, tuple[float, tuple[str, ...]]] = {}

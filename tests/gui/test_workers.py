@@ -229,3 +229,29 @@ def test_shut_down_closes_the_window_and_waits_for_every_job_thread(qtbot):
     assert shut_down(window, wait_ms=10_000)
     assert window.closed == 1
     assert QThreadPool.globalInstance().activeThreadCount() == 0
+
+
+def test_a_job_lets_its_threads_openmp_team_go():
+    """An idle pooled thread keeping its OpenMP team would slow the window's timings (see openmp.py)."""
+    from stereo_studio.gui.workers import _drive
+    from stereo_studio.openmp import _loaded_runtime
+    from tests.test_openmp import in_named_thread, parallel_torch_op, threads_named
+
+    if _loaded_runtime() is None:
+        pytest.skip("no OpenMP runtime mapped (not Linux?)")
+
+    def job():
+        parallel_torch_op()
+        yield Progress(1, 2, "ran a parallel op")
+        return threads_named("ss-omp-job")
+
+    def body() -> tuple[int, int]:
+        gen = _drive(job, (), {})
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value, threads_named("ss-omp-job")
+
+    during, after = in_named_thread("ss-omp-job", body)
+    assert during == 2 and after == 1

@@ -1,4 +1,4 @@
-"""Release the OpenMP worker threads a thread of this process has started (GNU or LLVM OpenMP, on Linux).
+"""Release the OpenMP worker threads a thread of this process has started (GNU OpenMP, on Linux).
 
 Every thread that runs a parallel torch op becomes the master of its own OpenMP team, and the team's worker
 threads live as long as that thread does, idle or not. Once a process holds more OpenMP threads than there
@@ -9,7 +9,9 @@ window runs its jobs on pooled threads that stay alive after their job, so its t
 
 `release_openmp_threads()`, called by a thread when it has finished its torch work, ends that thread's
 team through OpenMP 5's `omp_pause_resource_all(omp_pause_soft)`; the next parallel op of the thread starts
-a new team. Without an OpenMP runtime in the process (torch not loaded yet, or not Linux) it does nothing.
+a new team. GNU OpenMP (torch's Linux wheels) implements it per thread: other threads' teams, running or not,
+are untouched. LLVM's and Intel's runtimes pause the whole process instead, so with those (and without an
+OpenMP runtime in the process: torch not loaded yet, or not Linux) it does nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import ctypes
 import threading
 
-_RUNTIMES = ("libgomp", "libomp", "libiomp5")  # GNU, LLVM, Intel OpenMP (the last two share LLVM's code)
+_RUNTIME = "libgomp"  # GNU OpenMP: pausing is per thread there (see the module notes)
 OMP_PAUSE_SOFT = 1
 
 _lock = threading.Lock()
@@ -25,13 +27,13 @@ _pause: list = []  # [the runtime's omp_pause_resource_all] once found; [None] w
 
 
 def _loaded_runtime() -> str | None:
-    """The path of the OpenMP runtime mapped into this process, if any (Linux: /proc/self/maps)."""
+    """The path of the GNU OpenMP runtime mapped into this process, if any (Linux: /proc/self/maps)."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             for line in maps:
                 path = line.split()[-1] if line.strip() else ""
                 name = path.rsplit("/", 1)[-1]
-                if name.startswith(_RUNTIMES) and ".so" in name:
+                if name.startswith(_RUNTIME) and ".so" in name:
                     return path
     except OSError:
         pass

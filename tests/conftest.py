@@ -5,6 +5,7 @@ from __future__ import annotations
 import faulthandler
 import gc
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -93,3 +94,8 @@ def _automatic_gc_outside_gui_tests(request: pytest.FixtureRequest):
     yield
     if in_gui:
         gc.collect()  # on the main (GUI) thread: closed windows and their widgets go now
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The session's runtime cache folder goes with it (it was left in the temp folder after every run)."""
+    shutil.rmtree(_RUNTIME_DIR, ignore_errors=True)

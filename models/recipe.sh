@@ -42,6 +42,7 @@
 #           teacher-wide (stop 31: teacher-down widened 2.6x in parameters and trained on; not shipped)
 #           teacher-refine (stop 31: teacher-down given a residual refinement at 1/2 res and trained on; not shipped)
 #           teacher-wide-long (stop 32: teacher-wide trained 3,000 steps more, with 4,000 new `clutter` pairs)
+#           teacher-cascade (stop 32: teacher-down given a cascade stage at 1/2 res, trained like teacher-refine)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
 # with optimiser, schedule, data position and RNG), committed to the repository, so that a later work session,
 # on another machine too, continues it with the same command: a stage resumes when its checkpoint is there and
@@ -209,6 +210,12 @@ fi
 # 2,000 steps ("A teacher refined at 1/2 resolution"): its rule failed (level with teacher-down), not shipped.
 want teacher-refine && ! done_run $ck/teacher-refine && \
     teacher_from_down teacher-refine 2000 '{"refine_channels": 16}'
+# The refinement saw one warping error; a cascade stage sees a cost volume: the group-wise correlation of the
+# 1/2-res features at 7 hypotheses, +-3 px around the disparity, aggregated with the left features into logits
+# over the offsets (their conv starts at zero: teacher-down's predictions at step 0), 2,000 steps like
+# teacher-refine ("A cascade stage at 1/2 resolution").
+want teacher-cascade && ! done_run $ck/teacher-cascade && \
+    teacher_from_down teacher-cascade 2000 '{"cascade_channels": 32}'
 # Diagnostic (stop 25, never shipped): every crop resampled at nearly the generator's scale (0.98-1.02x).
 want teacher-resample && ! done_run $ck/teacher-resample && teacher_from_fresh teacher-resample 2000 \
     --aug-scale 0.98,1.02

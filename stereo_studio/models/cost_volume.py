@@ -15,6 +15,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from stereo_studio.models.layers import warp_right
+
 DEFAULT_METHOD = "loop"
 METHODS = ("loop", "unfold")
 
@@ -91,3 +93,20 @@ def groupwise_correlation_volume(
         return torch.cat(slices, dim=-1)
     prod = left.unsqueeze(-1) * _windows(right, disparities)
     return prod.view(n, groups, c // groups, h, w, disparities).mean(2)
+
+
+def local_groupwise_correlation(left: torch.Tensor, right: torch.Tensor, disp: torch.Tensor, radius: int,
+                                groups: int) -> torch.Tensor:
+    """A cost volume around a disparity estimate (a cascade's finer stage): for each offset o in
+    -radius..radius, the G-group correlation of `left` with `right` sampled at x - (disp + o) (bilinear).
+    N x C x H x W features, `disp` N x 1 x H x W in pixels of this resolution -> N x (2 radius + 1) G x H x W,
+    offsets major; fp32."""
+    n, c, h, w = left.shape
+    if right.shape != left.shape or c % groups:
+        raise ValueError(f"features {tuple(left.shape)} / {tuple(right.shape)} do not fit {groups} groups")
+    left = left.float()
+    slices = []  # one warp per offset (a batched repeat of `right` confused Torch-Pruning's graph)
+    for offset in range(-radius, radius + 1):
+        product = left * warp_right(right, disp.float() + offset)
+        slices.append(product.view(n, groups, c // groups, h, w).mean(dim=2))
+    return torch.cat(slices, dim=1)

@@ -185,16 +185,21 @@ def bilinear_mask_logits(factor: int) -> torch.Tensor:
     return logits.reshape(-1)
 
 
+def warp_right(right: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
+    """`right` (N x C x H x W) sampled at x - disp (N x 1 x H x W, pixels of this resolution): bilinear,
+    border values past the edge, fp32."""
+    n, _, h, w = right.shape
+    with torch.autocast(device_type=right.device.type, enabled=False):
+        cols = torch.arange(w, dtype=torch.float32, device=right.device).view(1, 1, w)
+        xs = cols - disp.float().view(n, h, w)
+        ys = torch.arange(h, dtype=torch.float32, device=right.device).view(1, h, 1).expand(n, h, w)
+        grid = torch.stack([2 * xs / max(w - 1, 1) - 1, 2 * ys / max(h - 1, 1) - 1], dim=-1)
+        return F.grid_sample(right.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
 def warp_error(left: torch.Tensor, right: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference over channels between `left` and `right` sampled at x - disp (bilinear, border
     values past the edge): N x 1 x H x W, small where `disp` matches the views. `disp` in pixels of this
     resolution; computed in fp32."""
-    n, _, h, w = left.shape
     with torch.autocast(device_type=left.device.type, enabled=False):
-        cols = torch.arange(w, dtype=torch.float32, device=left.device).view(1, 1, w)
-        xs = cols - disp.float().view(n, h, w)
-        ys = torch.arange(h, dtype=torch.float32, device=left.device).view(1, h, 1).expand(n, h, w)
-        grid = torch.stack([2 * xs / max(w - 1, 1) - 1, 2 * ys / max(h - 1, 1) - 1], dim=-1)
-        warped = F.grid_sample(right.float(), grid, mode="bilinear", padding_mode="border",
-                               align_corners=True)
-        return (left.float() - warped).abs().mean(dim=1, keepdim=True)
+        return (left.float() - warp_right(right, disp)).abs().mean(dim=1, keepdim=True)

@@ -7,6 +7,11 @@ soft-argmin over D4, and RAFT-style convex upsampling x4 with a mask predicted f
 `refine_channels` > 0 adds a residual refinement at 1/2 res (the 1/2-res left features, the disparity and the
 warping error of the 1/2-res features: a conv, a residual block, a 1-channel conv that starts at zero, so a
 trained teacher given it predicts the same until trained on); 0 (the default) has none.
+`cascade_channels` > 0 adds a cascade stage at 1/2 res instead of one warping error: a G-group correlation of
+the 1/2-res features over CASCADE_RADIUS px either side of the disparity (2 CASCADE_RADIUS + 1 hypotheses),
+aggregated with the left features by a conv and a residual block into logits over the offsets (that conv
+starts at zero: uniform logits, offset 0, the same predictions until trained on); the expected offset,
+upsampled x2, is added.
 `forward(..., return_features=True)` returns (disp, {"left_quarter", "logits" (N x D4 x h x w),
 "disp_quarter" (full-res pixels, padded 1/4-res grid)}), the same keys as the student's.
 """
@@ -21,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stereo_studio.errors import ModelError
-from stereo_studio.models.cost_volume import groupwise_correlation_volume
+from stereo_studio.models.cost_volume import groupwise_correlation_volume, local_groupwise_correlation
 from stereo_studio.models.layers import (
     ConvSumBN,
     InputNorm,
@@ -37,6 +42,7 @@ from stereo_studio.models.layers import (
 from stereo_studio.models.registry import MIN_MAX_DISP, register_architecture
 
 UPSAMPLE = 4  # 1/4 res -> full res
+CASCADE_RADIUS = 3  # the cascade stage's hypotheses: +-3 px at 1/2 res (+-6 px at full res), 7 in all
 
 
 class TeacherFeatures(nn.Module):
@@ -90,6 +96,7 @@ class TeacherNet(nn.Module):
         agg_layers: int = 2,
         mask_channels: int = 64,
         refine_channels: int = 0,
+        cascade_channels: int = 0,
     ) -> None:
         super().__init__()
         if max_disp < MIN_MAX_DISP:
@@ -98,6 +105,9 @@ class TeacherNet(nn.Module):
             raise ModelError(f"gwc_channels {gwc_channels} must be a multiple of groups {groups}")
         if len(feature_channels) != 2:
             raise ModelError(f"feature_channels needs 2 widths (1/2, 1/4 res), got {list(feature_channels)}")
+        if cascade_channels > 0 and feature_channels[0] % groups:
+            raise ModelError(
+                f"the cascade stage needs the 1/2-res features ({feature_channels[0]}) in {groups} groups")
         self.config: dict[str, Any] = {
             "arch": "teacher",
             "max_disp": int(max_disp),
@@ -110,13 +120,15 @@ class TeacherNet(nn.Module):
             "agg_layers": int(agg_layers),
             "mask_channels": int(mask_channels),
             "refine_channels": int(refine_channels),
+            "cascade_channels": int(cascade_channels),
         }
         self.max_disp = int(max_disp)
         self.groups = int(groups)
         self.disparities = 2 * math.ceil(max_disp / 8)  # even: the hourglass halves, doubles D4
         self.multiple = 8
         c2, c4 = feature_channels
-        self.features = TeacherFeatures([c2, c4], feature_blocks, keep_half=refine_channels > 0)
+        self.features = TeacherFeatures([c2, c4], feature_blocks,
+                                        keep_half=refine_channels > 0 or cascade_channels > 0)
         self.gwc_proj = nn.Conv2d(c4, gwc_channels, 1)
         layers = [conv3d_bn(groups, agg_channels)]
         layers += [conv3d_bn(agg_channels, agg_channels) for _ in range(agg_layers - 1)]
@@ -133,6 +145,15 @@ class TeacherNet(nn.Module):
             self.refine_out = nn.Conv2d(refine_channels, 1, 3, padding=1)
             nn.init.zeros_(self.refine_out.weight)
             nn.init.zeros_(self.refine_out.bias)
+        self.cascade_out: nn.Conv2d | None = None
+        if cascade_channels > 0:
+            hypotheses = 2 * CASCADE_RADIUS + 1
+            self.cascade_proj = nn.Conv2d(c2, c2, 1)
+            self.cascade_in = ConvSumBN([hypotheses * groups, c2], cascade_channels)
+            self.cascade = ResBlock(cascade_channels)
+            self.cascade_out = nn.Conv2d(cascade_channels, hypotheses, 3, padding=1)
+            nn.init.zeros_(self.cascade_out.weight)
+            nn.init.zeros_(self.cascade_out.bias)
 
     @classmethod
     def default_config(cls) -> dict[str, Any]:
@@ -140,7 +161,9 @@ class TeacherNet(nn.Module):
 
     def pruning_ignored_layers(self) -> list[nn.Module]:
         """Keep the grouped-correlation input, the 1-channel cost / refinement outputs and the mask widths."""
-        return [m for m in (self.gwc_proj, self.cost_out, self.mask[1], self.refine_out) if m is not None]
+        kept = (self.gwc_proj, self.cost_out, self.mask[1], self.refine_out, self.cascade_out,
+                getattr(self, "cascade_proj", None))
+        return [m for m in kept if m is not None]
 
     def forward(
         self, left: torch.Tensor, right: torch.Tensor, return_features: bool = False
@@ -148,13 +171,15 @@ class TeacherNet(nn.Module):
         h, w = left.shape[-2:]
         left_p, right_p = pad_to_multiple(left, self.multiple), pad_to_multiple(right, self.multiple)
         feat_l, feat_r = both_views(self.features, left_p, right_p)
-        if self.refine_out is not None:
+        if self.features.keep_half:
             (half_l, feat_l), (half_r, feat_r) = feat_l, feat_r
         volume = groupwise_correlation_volume(self.gwc_proj(feat_l), self.gwc_proj(feat_r), self.groups,
                                               self.disparities)
         cost = self.cost_out(self.hourglass(self.agg(volume)))  # N x 1 x h x w x D4
         disp4 = soft_argmin(cost, dim=-1).squeeze(-1)  # fp32, 1/4-res pixels
         disp = convex_upsample(disp4 * UPSAMPLE, self.mask(feat_l).float(), UPSAMPLE)
+        if self.cascade_out is not None:
+            disp = self._cascaded(disp, half_l, half_r)
         if self.refine_out is not None:
             disp = self._refined(disp, half_l, half_r)
         disp = disp[..., :h, :w]
@@ -162,6 +187,16 @@ class TeacherNet(nn.Module):
             logits = cost.squeeze(1).permute(0, 3, 1, 2)  # N x D4 x h x w, like the student's head
             return disp, {"left_quarter": feat_l, "logits": logits, "disp_quarter": disp4 * UPSAMPLE}
         return disp
+
+    def _cascaded(self, disp: torch.Tensor, half_l: torch.Tensor, half_r: torch.Tensor) -> torch.Tensor:
+        """`disp` (full res) plus the expected offset of a cost volume built around it at 1/2 res."""
+        disp2 = (F.avg_pool2d(disp, 2) / 2).detach()  # 1/2-res pixels; the coarse estimate is an input only
+        volume = local_groupwise_correlation(self.cascade_proj(half_l), self.cascade_proj(half_r), disp2,
+                                             CASCADE_RADIUS, self.groups)
+        logits = self.cascade_out(self.cascade(self.cascade_in(volume.to(half_l.dtype), half_l))).float()
+        offset = soft_argmin(logits) - CASCADE_RADIUS  # 1/2-res pixels; 0 for uniform logits
+        residual = F.interpolate(offset, scale_factor=2, mode="bilinear", align_corners=False) * 2
+        return F.relu(disp + residual)
 
     def _refined(self, disp: torch.Tensor, half_l: torch.Tensor, half_r: torch.Tensor) -> torch.Tensor:
         """`disp` (full res) plus a residual predicted at 1/2 res from the left features and warping error."""

@@ -6,7 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stereo_studio.models.cost_volume import correlation_volume, groupwise_correlation_volume
+from stereo_studio.models.cost_volume import (
+    correlation_volume,
+    groupwise_correlation_volume,
+    local_groupwise_correlation,
+)
 
 
 def _naive(left: torch.Tensor, right: torch.Tensor, groups: int, disparities: int) -> torch.Tensor:
@@ -57,3 +61,24 @@ def test_disparities_wider_than_image_and_bad_groups():
         groupwise_correlation_volume(left, left, groups=3, disparities=4)
     with pytest.raises(ValueError, match="method"):
         correlation_volume(left, left, 4, method="fft")
+
+
+def test_local_volume_is_the_full_volume_around_the_estimate():
+    """At integer estimates, hypothesis o of the local volume is the full volume at disparity estimate + o
+    (where x - d stays inside the image); fractional estimates interpolate between two of them."""
+    torch.manual_seed(3)
+    left, right = torch.randn(1, 8, 5, 30), torch.randn(1, 8, 5, 30)
+    full = _naive(left, right, 4, 12)  # N x G x H x W x D
+    estimate = torch.randint(3, 9, (1, 1, 5, 30)).float()
+    local = local_groupwise_correlation(left, right, estimate, radius=2, groups=4)
+    assert local.shape == (1, 5 * 4, 5, 30)
+    for k, offset in enumerate(range(-2, 3)):
+        d = (estimate[:, 0] + offset).long()  # N x H x W
+        want = full.gather(-1, d[:, None, :, :, None].expand(1, 4, 5, 30, 1))[..., 0]
+        inside = (torch.arange(30).view(1, 1, 30) - d >= 0)[:, None].expand_as(want)
+        torch.testing.assert_close(local[:, 4 * k: 4 * k + 4][inside], want[inside])
+    half = local_groupwise_correlation(left, right, estimate + 0.5, radius=2, groups=4)
+    whole = local_groupwise_correlation(left, right, estimate, radius=3, groups=4)  # offsets -3..3
+    mean = (whole[:, 12:16] + whole[:, 16:20]) / 2  # offsets 0 and 1 around estimate + 0.5
+    inside = (torch.arange(30).view(1, 1, 1, 30) - estimate - 1 >= 0).expand_as(mean)
+    torch.testing.assert_close(half[:, 8:12][inside], mean[inside])

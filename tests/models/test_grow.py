@@ -3,11 +3,13 @@ did, learns with its new channels, and a change that would alter the predictions
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
 import torch
 
+from stereo_studio.engine.pruning import prune_model
 from stereo_studio.errors import ModelError
 from stereo_studio.models.grow import grow_model
 from stereo_studio.models.registry import build_model, default_config
@@ -59,6 +61,22 @@ def test_a_teacher_given_a_refinement_predicts_the_same_and_the_refinement_learn
     grown.train()
     grown(torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)).mean().backward()
     assert grown.refine_out.weight.grad.abs().sum() > 0
+
+
+def test_a_teacher_given_a_cascade_stage_predicts_the_same_learns_and_prunes() -> None:
+    old = _trained_like("teacher", TINY_TEACHER)
+    grown = grow_model(old, {"cascade_channels": 8})
+    assert grown.config["cascade_channels"] == 8 and grown.cascade_out is not None
+    torch.testing.assert_close(_predict(grown), _predict(old), rtol=0, atol=1e-4)
+    grown.train()
+    grown(torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)).mean().backward()
+    assert grown.cascade_out.weight.grad.abs().sum() > 0  # and, once it is not zero, the rest of the stage
+    with torch.no_grad():
+        grown.cascade_out.weight.normal_(0, 0.1)  # as after training: the stage now changes the output
+    moved = _predict(grown)
+    assert (moved - _predict(old)).abs().max() > 1e-3
+    pruned = prune_model(copy.deepcopy(grown).eval(), 0.5)
+    assert _predict(pruned).shape == moved.shape
 
 
 def test_the_new_channels_learn() -> None:

@@ -547,7 +547,7 @@ fi
 # distilled from teacher-fresh: held-out synthetic 0.668 against 0.748, the rule in models/README.md), shipped
 # with the scratch baseline at the same budget (scratch-fresh) and its own pruned network (pruned-fresh).
 if want ship; then
-    declare -A run_of=([teacher]=teacher-down [student-scratch]=student-scratch-edge-more
+    declare -A run_of=([teacher]=teacher-wide-long [student-scratch]=student-scratch-edge-more
                        [student]=student-edge-more [student-pruned]=student-edge-more-pruned)
     for name in "${!run_of[@]}"; do
         done_run $ck/${run_of[$name]} || { echo "${run_of[$name]} is not finished" >&2; exit 1; }

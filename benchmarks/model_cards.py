@@ -25,10 +25,10 @@ SHARED = REPO.parent / "shared" / "data" / "middlebury"
 REAL_SETS = ("trainingQ/Aloe", "trainingH/Aloe")
 LIMITS = {
     "teacher": "the most accurate model here, but a 3D-convolution net: too slow for live use on 2 cores. "
-    "`teacher-down` (the teacher before, chosen on Aloe Q among eight runs) widened 2.6x in parameters and "
-    "trained 5,500 steps more; shipped by a rule fixed before its run (beat SGBM on Aloe Q and `teacher-down` "
-    "on held-out synthetic pairs), and it is better on every held-out set too (models/README.md). The bundled "
-    "students were distilled from `teacher-down`, not from this teacher",
+    "`teacher-down` (the teacher before, chosen on Aloe Q among eight runs) widened 2.6x in parameters "
+    "and trained 5,500 steps more; shipped by a rule fixed before its run (beat SGBM on Aloe Q and "
+    "`teacher-down` on held-out synthetic pairs), and it is better on every held-out set too "
+    "(models/README.md). The bundled students were distilled from `teacher-down`, not from this teacher",
     "student": "unpruned distilled student; for live use prefer student-pruned",
     "student-scratch": "evidence for (or against) distillation: same architecture and step budget as "
     "`student`, trained on ground truth alone; not in the app's default list",

@@ -53,28 +53,25 @@ def test_the_wide_model_predicts_what_the_old_one_did(arch, config, wider) -> No
     torch.testing.assert_close(_predict(wide), _predict(old), rtol=0, atol=1e-4)
 
 
-def test_a_teacher_given_a_refinement_predicts_the_same_and_the_refinement_learns() -> None:
+@pytest.mark.parametrize(("option", "output"),
+                         [("refine_channels", "refine_out"), ("cascade_channels", "cascade_out")])
+def test_a_teacher_given_a_stage_predicts_the_same_and_the_stage_learns(option, output) -> None:
     old = _trained_like("teacher", TINY_TEACHER)
-    grown = grow_model(old, {"refine_channels": 8})
-    assert grown.config["refine_channels"] == 8 and grown.refine_out is not None
+    grown = grow_model(old, {option: 8})
+    assert grown.config[option] == 8 and getattr(grown, output) is not None
     torch.testing.assert_close(_predict(grown), _predict(old), rtol=0, atol=1e-4)
     grown.train()
     grown(torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)).mean().backward()
-    assert grown.refine_out.weight.grad.abs().sum() > 0
+    assert getattr(grown, output).weight.grad.abs().sum() > 0  # the zero conv learns, then the rest
 
 
-def test_a_teacher_given_a_cascade_stage_predicts_the_same_learns_and_prunes() -> None:
-    old = _trained_like("teacher", TINY_TEACHER)
-    grown = grow_model(old, {"cascade_channels": 8})
-    assert grown.config["cascade_channels"] == 8 and grown.cascade_out is not None
-    torch.testing.assert_close(_predict(grown), _predict(old), rtol=0, atol=1e-4)
-    grown.train()
-    grown(torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)).mean().backward()
-    assert grown.cascade_out.weight.grad.abs().sum() > 0  # and, once it is not zero, the rest of the stage
+def test_a_trained_cascade_stage_changes_the_output_and_prunes() -> None:
+    grown = grow_model(_trained_like("teacher", TINY_TEACHER), {"cascade_channels": 8})
+    before = _predict(grown)
     with torch.no_grad():
-        grown.cascade_out.weight.normal_(0, 0.1)  # as after training: the stage now changes the output
+        grown.cascade_out.weight.normal_(0, 0.1)  # as after training
     moved = _predict(grown)
-    assert (moved - _predict(old)).abs().max() > 1e-3
+    assert (moved - before).abs().max() > 1e-3
     pruned = prune_model(copy.deepcopy(grown).eval(), 0.5)
     assert _predict(pruned).shape == moved.shape
 

@@ -145,6 +145,7 @@ class TeacherNet(nn.Module):
             self.refine_out = nn.Conv2d(refine_channels, 1, 3, padding=1)
             nn.init.zeros_(self.refine_out.weight)
             nn.init.zeros_(self.refine_out.bias)
+        self.cascade_proj: nn.Conv2d | None = None
         self.cascade_out: nn.Conv2d | None = None
         if cascade_channels > 0:
             hypotheses = 2 * CASCADE_RADIUS + 1
@@ -160,9 +161,10 @@ class TeacherNet(nn.Module):
         return cls().config
 
     def pruning_ignored_layers(self) -> list[nn.Module]:
-        """Keep the grouped-correlation input, the 1-channel cost / refinement outputs and the mask widths."""
-        kept = (self.gwc_proj, self.cost_out, self.mask[1], self.refine_out, self.cascade_out,
-                getattr(self, "cascade_proj", None))
+        """Keep the grouped-correlation inputs (1/4 res, cascade), the 1-channel cost / refinement outputs,
+        the cascade's offset logits and the mask widths."""
+        kept = (self.gwc_proj, self.cost_out, self.mask[1], self.refine_out, self.cascade_proj,
+                self.cascade_out)
         return [m for m in kept if m is not None]
 
     def forward(
@@ -194,9 +196,7 @@ class TeacherNet(nn.Module):
         volume = local_groupwise_correlation(self.cascade_proj(half_l), self.cascade_proj(half_r), disp2,
                                              CASCADE_RADIUS, self.groups)
         logits = self.cascade_out(self.cascade(self.cascade_in(volume.to(half_l.dtype), half_l))).float()
-        offset = soft_argmin(logits) - CASCADE_RADIUS  # 1/2-res pixels; 0 for uniform logits
-        residual = F.interpolate(offset, scale_factor=2, mode="bilinear", align_corners=False) * 2
-        return F.relu(disp + residual)
+        return _plus_half_res(disp, soft_argmin(logits) - CASCADE_RADIUS)  # offset 0 for uniform logits
 
     def _refined(self, disp: torch.Tensor, half_l: torch.Tensor, half_r: torch.Tensor) -> torch.Tensor:
         """`disp` (full res) plus a residual predicted at 1/2 res from the left features and warping error."""
@@ -204,6 +204,9 @@ class TeacherNet(nn.Module):
         # detached: an input signal, not a path to train the features through (as in the student)
         error = warp_error(half_l.detach(), half_r.detach(), disp2.detach())
         refined = self.refine(self.refine_in(half_l, disp2.to(half_l.dtype), error.to(half_l.dtype)))
-        residual = F.interpolate(self.refine_out(refined).float(), scale_factor=2, mode="bilinear",
-                                 align_corners=False) * 2
-        return F.relu(disp + residual)
+        return _plus_half_res(disp, self.refine_out(refined).float())
+
+
+def _plus_half_res(disp: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """`disp` (full res) plus `delta` (1/2-res pixels, on the 1/2-res grid) upsampled x2, kept >= 0."""
+    return F.relu(disp + F.interpolate(delta, scale_factor=2, mode="bilinear", align_corners=False) * 2)

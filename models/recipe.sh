@@ -43,6 +43,8 @@
 #           teacher-refine (stop 31: teacher-down given a residual refinement at 1/2 res and trained on; not shipped)
 #           teacher-wide-long (stop 32: teacher-wide trained 3,000 steps more, with 4,000 new `clutter` pairs)
 #           teacher-cascade (stop 32: teacher-down given a cascade stage at 1/2 res, trained like teacher-refine)
+#           student-wide scratch-wide pruned-wide (stop 33: the shipped trio's students given 3,000 more steps,
+#           the distilled one from the shipped wide teacher, and its pruned network recovered from that teacher)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
 # with optimiser, schedule, data position and RNG), committed to the repository, so that a later work session,
 # on another machine too, continues it with the same command: a stage resumes when its checkpoint is there and
@@ -436,10 +438,10 @@ convex_init() {  # convex_init RUN: runs/RUN-convex-init, RUN's model with conve
         .venv/bin/python models/with_options.py $ck/$1/model runs/$1-convex-init upsample=convex
 }
 # distill_more RUN INIT [FLAGS...]: INIT (a model folder) distilled 3,000 more steps from teacher-down like
-# student-down-mix (FLAGS: more distill flags).
+# student-down-mix (FLAGS: more distill flags); distill_teacher=RUN distils from another teacher.
 distill_more() {
     gen_clutter; gen_clutter_s2
-    $ss distill --teacher $ck/teacher-down/model --init-from "$2" \
+    $ss distill --teacher $ck/${distill_teacher:-teacher-down}/model --init-from "$2" \
         --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --prune-ready --sparsity-method slimmable \
         --sparsity-reg 0.2 --target-ratio 0.75 "${down[@]}" "${more_mix[@]}" "${@:3}" --out $ck/$1 \
         $(resume_flag $ck/$1)
@@ -510,6 +512,27 @@ if want pruned-edge-more && ! done_run $ck/student-edge-more-pruned; then
     gen_clutter; gen_clutter_s2
     prune_student student-edge-more student-edge-more-pruned teacher-down runs/synth-clutter,runs/synth-clutter-s2 \
         "${mixrec[@]}" "${edge[@]}"
+fi
+# Stop 33 (models/README.md, "The trio from the wide teacher"): the shipped students given 3,000 more steps each,
+# the distilled one from the shipped teacher (teacher-wide-long) instead of teacher-down, then its network cut at
+# 0.75 of the MACs and recovered from that teacher like student-edge-more-pruned. The teacher's disparity is
+# cached once on both sets (cache-wide, one thread, beside scratch-wide), then the distilled one trains on both
+# threads (thread counts change the arithmetic's order, not the recipe).
+if want cache-wide && [[ ! -f runs/cache-wide/.built ]]; then
+    gen_clutter; gen_clutter_s2
+    $ss distill --teacher $ck/teacher-wide-long/model --init-from $ck/student-edge-more/model \
+        --teacher-cache runs/teacher-cache --data runs/synth-clutter,runs/synth-clutter-s2 --steps 1 \
+        --batch-size 2 --crop 160x288 --threads 1 --seed 0 --out runs/cache-wide
+    touch runs/cache-wide/.built
+fi
+want student-wide && ! done_run $ck/student-wide && \
+    distill_teacher=teacher-wide-long distill_more student-wide $ck/student-edge-more/model "${edge[@]}" --threads 2
+want scratch-wide && ! done_run $ck/student-scratch-wide && \
+    scratch_more student-scratch-wide $ck/student-scratch-edge-more/model "${edge[@]}"
+if want pruned-wide && ! done_run $ck/student-wide-pruned; then
+    gen_clutter; gen_clutter_s2
+    prune_student student-wide student-wide-pruned teacher-wide-long runs/synth-clutter,runs/synth-clutter-s2 \
+        "${mixrec[@]}" "${edge[@]}" --threads 2
 fi
 # Informative (stop 29): student-edge cut by the app's sensitivity plan (each layer pruned alone on 8 synthetic
 # pairs, BatchNorm recalibrated; the plan keeps 0.25 of the MACs) instead of the global L1 ranking, recovered

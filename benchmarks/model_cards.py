@@ -28,7 +28,8 @@ LIMITS = {
     "`teacher-down` (the teacher before, chosen on Aloe Q among eight runs) widened 2.6x in parameters "
     "and trained 5,500 steps more; shipped by a rule fixed before its run (beat SGBM on Aloe Q and "
     "`teacher-down` on held-out synthetic pairs), and it is better on every held-out set too "
-    "(models/README.md). The bundled students were distilled from `teacher-down`, not from this teacher",
+    "(models/README.md). The bundled students were distilled from `teacher-down` first and from this "
+    "teacher for their last 3,000 steps (the pruned one recovered from it)",
     "student": "unpruned distilled student; for live use prefer student-pruned",
     "student-scratch": "evidence for (or against) distillation: same architecture and step budget as "
     "`student`, trained on ground truth alone; not in the app's default list",
@@ -52,7 +53,8 @@ RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-down-mix-pruned-edge": "pruned-direct-edge", "student-scratch-edge": "scratch-edge",
               "student-edge-pruned": "pruned-edge", "student-down-mix-pruned-edge8": "pruned-direct-edge8",
               "student-scratch-edge-more": "scratch-edge-more",
-              "student-edge-more-pruned": "pruned-edge-more", "student-edge-planned": "pruned-edge-planned"}
+              "student-edge-more-pruned": "pruned-edge-more", "student-edge-planned": "pruned-edge-planned",
+              "student-scratch-wide": "scratch-wide", "student-wide-pruned": "pruned-wide"}
 
 
 def _stage(run_dir: str | Path) -> str:

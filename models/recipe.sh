@@ -532,7 +532,7 @@ want scratch-wide && ! done_run $ck/student-scratch-wide && \
 if want pruned-wide && ! done_run $ck/student-wide-pruned; then
     gen_clutter; gen_clutter_s2
     prune_student student-wide student-wide-pruned teacher-wide-long runs/synth-clutter,runs/synth-clutter-s2 \
-        "${mixrec[@]}" "${edge[@]}" --threads 2
+        "${mixrec[@]}" "${edge[@]}"
 fi
 # Informative (stop 29): student-edge cut by the app's sensitivity plan (each layer pruned alone on 8 synthetic
 # pairs, BatchNorm recalibrated; the plan keeps 0.25 of the MACs) instead of the global L1 ranking, recovered
@@ -548,6 +548,7 @@ if want pruned-edge-planned && ! done_run $ck/student-edge-planned; then
         runs/synth-clutter,runs/synth-clutter-s2 "${mixrec[@]}" "${edge[@]}"
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
+# Stop 33: the students are the trio from the wide teacher (models/README.md, "The trio from the wide teacher").
 # Stop 29: the students are the edge-weighted trio given 3,000 more steps (student-edge-more,
 # student-scratch-edge-more, student-edge-more-pruned; the rule in models/README.md "The edge-weighted trio, longer").
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
@@ -570,8 +571,8 @@ fi
 # distilled from teacher-fresh: held-out synthetic 0.668 against 0.748, the rule in models/README.md), shipped
 # with the scratch baseline at the same budget (scratch-fresh) and its own pruned network (pruned-fresh).
 if want ship; then
-    declare -A run_of=([teacher]=teacher-wide-long [student-scratch]=student-scratch-edge-more
-                       [student]=student-edge-more [student-pruned]=student-edge-more-pruned)
+    declare -A run_of=([teacher]=teacher-wide-long [student-scratch]=student-scratch-wide
+                       [student]=student-wide [student-pruned]=student-wide-pruned)
     for name in "${!run_of[@]}"; do
         done_run $ck/${run_of[$name]} || { echo "${run_of[$name]} is not finished" >&2; exit 1; }
     done

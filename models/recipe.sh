@@ -548,10 +548,10 @@ if want pruned-edge-planned && ! done_run $ck/student-edge-planned; then
         runs/synth-clutter,runs/synth-clutter-s2 "${mixrec[@]}" "${edge[@]}"
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
-# Stop 33: the students are the trio from the wide teacher (models/README.md, "The trio from the wide teacher").
-# Stop 29: the students are the edge-weighted trio given 3,000 more steps (student-edge-more,
-# student-scratch-edge-more, student-edge-more-pruned; the rule in models/README.md "The edge-weighted trio, longer").
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
+# Stop 33: the students are the trio from the wide teacher (models/README.md, "The trio from the wide teacher").
+# Stop 29: the students were the edge-weighted trio given 3,000 more steps (student-edge-more,
+# student-scratch-edge-more, student-edge-more-pruned; the rule in models/README.md "The edge-weighted trio, longer").
 # The shipped teacher is teacher-down (stop 26: teacher-fresh continued on clutter + clutter-photo pairs shrunk
 # 0.77-1x, with a moving average of the weights; chosen as the issue asks, models/README.md "Choosing the teacher
 # as the issue asks"), and the students are student-down-mix (student-fresh distilled 3,000 steps from it, then

@@ -54,7 +54,8 @@ RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-edge-pruned": "pruned-edge", "student-down-mix-pruned-edge8": "pruned-direct-edge8",
               "student-scratch-edge-more": "scratch-edge-more",
               "student-edge-more-pruned": "pruned-edge-more", "student-edge-planned": "pruned-edge-planned",
-              "student-scratch-wide": "scratch-wide", "student-wide-pruned": "pruned-wide"}
+              "student-scratch-wide": "scratch-wide", "student-wide-pruned": "pruned-wide",
+              "student-wide-pruned-ta": "pruned-ta", "student-wide-pruned-ta-only": "pruned-ta-only"}
 
 
 def _stage(run_dir: str | Path) -> str:

@@ -45,6 +45,8 @@
 #           teacher-cascade (stop 32: teacher-down given a cascade stage at 1/2 res, trained like teacher-refine)
 #           student-wide scratch-wide pruned-wide (stop 33: the shipped trio's students given 3,000 more steps,
 #           the distilled one from the shipped wide teacher, and its pruned network recovered from that teacher)
+#           cache-ta pruned-ta pruned-ta-only (stop 34: student-wide's pruned network recovered from student-wide
+#           itself, with and without the ground truth)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
 # with optimiser, schedule, data position and RNG), committed to the repository, so that a later work session,
 # on another machine too, continues it with the same command: a stage resumes when its checkpoint is there and
@@ -533,6 +535,28 @@ if want pruned-wide && ! done_run $ck/student-wide-pruned; then
     gen_clutter; gen_clutter_s2
     prune_student student-wide student-wide-pruned teacher-wide-long runs/synth-clutter,runs/synth-clutter-s2 \
         "${mixrec[@]}" "${edge[@]}"
+fi
+# Stop 34 (models/README.md, "The pruned student recovered from its own student (stop 34)"): student-wide cut at
+# 0.75 exactly like student-wide-pruned and recovered from student-wide itself instead of the teacher (a teacher
+# assistant: the network it was cut from, 4x its MACs, where the teacher has 16x), with the ground truth
+# (pruned-ta) and without it (pruned-ta-only: teacher-output L1 alone, the paper's best). student-wide's disparity
+# is cached once first (cache-ta, both threads); the two recoveries then run side by side on a thread each.
+if want cache-ta && [[ ! -f runs/cache-ta/.built ]]; then
+    gen_clutter; gen_clutter_s2
+    $ss distill --teacher $ck/student-wide/model --init-from $ck/student-wide-pruned/model \
+        --teacher-cache runs/teacher-cache --data runs/synth-clutter,runs/synth-clutter-s2 --steps 1 \
+        --batch-size 2 --crop 160x288 --threads 2 --seed 0 --out runs/cache-ta
+    touch runs/cache-ta/.built
+fi
+if want pruned-ta && ! done_run $ck/student-wide-pruned-ta; then
+    gen_clutter; gen_clutter_s2
+    prune_student student-wide student-wide-pruned-ta student-wide runs/synth-clutter,runs/synth-clutter-s2 \
+        "${mixrec[@]}" "${edge[@]}"
+fi
+if want pruned-ta-only && ! done_run $ck/student-wide-pruned-ta-only; then
+    gen_clutter; gen_clutter_s2
+    prune_student student-wide student-wide-pruned-ta-only student-wide runs/synth-clutter,runs/synth-clutter-s2 \
+        "${mixrec[@]}" "${edge[@]}" --w-gt 0
 fi
 # Informative (stop 29): student-edge cut by the app's sensitivity plan (each layer pruned alone on 8 synthetic
 # pairs, BatchNorm recalibrated; the plan keeps 0.25 of the MACs) instead of the global L1 ranking, recovered

@@ -520,12 +520,12 @@ fi
 # 0.75 of the MACs and recovered from that teacher like student-edge-more-pruned. The teacher's disparity is
 # cached once on both sets (cache-wide, one thread, beside scratch-wide), then the distilled one trains on both
 # threads (thread counts change the arithmetic's order, not the recipe).
-if want cache-wide && [[ ! -f runs/cache-wide/.built ]]; then
+# (`distill --cache-only`: keyed by the teacher, the data and the student's max disparity; a complete cache
+# returns at once, a partial one is completed.)
+if want cache-wide; then
     gen_clutter; gen_clutter_s2
-    $ss distill --teacher $ck/teacher-wide-long/model --init-from $ck/student-edge-more/model \
-        --teacher-cache runs/teacher-cache --data runs/synth-clutter,runs/synth-clutter-s2 --steps 1 \
-        --batch-size 2 --crop 160x288 --threads 1 --seed 0 --out runs/cache-wide
-    touch runs/cache-wide/.built
+    $ss distill --cache-only --teacher $ck/teacher-wide-long/model --init-from $ck/student-edge-more/model \
+        --teacher-cache runs/teacher-cache --data runs/synth-clutter,runs/synth-clutter-s2 --threads 1
 fi
 want student-wide && ! done_run $ck/student-wide && \
     distill_teacher=teacher-wide-long distill_more student-wide $ck/student-edge-more/model "${edge[@]}" --threads 2
@@ -541,12 +541,10 @@ fi
 # assistant: the network it was cut from, 4x its MACs, where the teacher has 16x), with the ground truth
 # (pruned-ta) and without it (pruned-ta-only: teacher-output L1 alone, the paper's best). student-wide's disparity
 # is cached once first (cache-ta, both threads); the two recoveries then run side by side on a thread each.
-if want cache-ta && [[ ! -f runs/cache-ta/.built ]]; then
+if want cache-ta; then
     gen_clutter; gen_clutter_s2
-    $ss distill --teacher $ck/student-wide/model --init-from $ck/student-wide-pruned/model \
-        --teacher-cache runs/teacher-cache --data runs/synth-clutter,runs/synth-clutter-s2 --steps 1 \
-        --batch-size 2 --crop 160x288 --threads 2 --seed 0 --out runs/cache-ta
-    touch runs/cache-ta/.built
+    $ss distill --cache-only --teacher $ck/student-wide/model --init-from $ck/student-wide-pruned/model \
+        --teacher-cache runs/teacher-cache --data runs/synth-clutter,runs/synth-clutter-s2 --threads 2
 fi
 if want pruned-ta && ! done_run $ck/student-wide-pruned-ta; then
     gen_clutter; gen_clutter_s2

@@ -32,6 +32,9 @@ def register(subparsers: Any) -> None:
                    help="compute the teacher's disparity once per pair of the dataset folders (kept in DIR, "
                    "keyed by teacher, data and max disparity; reused by later runs) and crop it like the "
                    "images, instead of running the teacher on every batch; not for synthetic data or videos")
+    p.add_argument("--cache-only", action="store_true",
+                   help="only fill --teacher-cache (keyed as the run with these options would key it), then "
+                   "stop: no training, no --out; for runs started later or side by side")
     ready = p.add_argument_group("prune-ready training (group sparsity, so that pruning costs little)")
     ready.add_argument("--prune-ready", action="store_true",
                        help="regularise the channel groups the pruning engine would remove at --target-ratio "
@@ -49,7 +52,7 @@ def register(subparsers: Any) -> None:
                        "plus a second pass each step with them removed (the network learns to work pruned; "
                        "re-estimate BatchNorm statistics after pruning); groupnorm: Torch-Pruning's "
                        "GroupNormPruner; bn: its BNScalePruner (L1 on BN scales)")
-    add_common_arguments(p)
+    add_common_arguments(p, out_required=False)
     from stereo_studio.cli.model_options import add_model_options
 
     add_model_options(p)  # --trust-code, --onnx-config
@@ -57,4 +60,35 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stereo_studio.errors import StereoStudioError
+
+    if args.cache_only:
+        return _cache_only(args)
+    if not args.out:
+        raise StereoStudioError("--out is required: the run folder (config, metrics, checkpoints, model)")
     return run_training(args, teacher=args.teacher, desc="distill")
+
+
+def _cache_only(args: argparse.Namespace) -> int:
+    """`--cache-only`: the teacher cache filled with a progress bar, its folder printed (or as JSON)."""
+    import os
+
+    from stereo_studio.cli.common import print_json
+    from stereo_studio.cli.train_cmd import check_arguments, config_from_args
+    from stereo_studio.errors import StereoStudioError
+
+    if not args.teacher_cache:
+        raise StereoStudioError("--cache-only needs --teacher-cache DIR (where the teacher's disparity goes)")
+    if args.init_from and args.arch:
+        raise StereoStudioError("give either --arch or --init-from, not both")
+    check_arguments(args)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as training runs it (set before torch loads)
+    from stereo_studio.engine.jobs import run_with_progress
+    from stereo_studio.engine.training import cache_teacher
+
+    folder = run_with_progress(cache_teacher(config_from_args(args, args.teacher)), desc="teacher cache")
+    if args.json:
+        print_json({"teacher_cache": str(folder)})
+    else:
+        print(f"teacher cache complete in {folder}")
+    return 0

@@ -12,8 +12,8 @@ import sys
 from typing import Any
 
 
-def add_common_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by `train` and `distill`."""
+def add_common_arguments(p: argparse.ArgumentParser, out_required: bool = True) -> None:
+    """Options shared by `train` and `distill` (`distill --cache-only` has no --out: distill checks it)."""
     p.add_argument("--arch", default=None, help="architecture to build (default: student)")
     p.add_argument("--model-config", default=None, metavar="JSON",
                    help='architecture overrides for --arch, e.g. \'{"agg_channels": 64}\' (or a .json file); '
@@ -28,7 +28,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-data", default=None, help="validation data (default: a held-out split)")
     p.add_argument("--val-pairs", type=int, default=8, help="validation pairs (default 8)")
     p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--out", required=True, metavar="RUN",
+    p.add_argument("--out", required=out_required, metavar="RUN",
                    help="run folder (config, metrics, checkpoints, model)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--crop", default="192x320", help="training crop HxW (default 192x320)")

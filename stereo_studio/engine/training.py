@@ -432,13 +432,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
     yield Progress(step=start_step, total=cfg.steps, kind="log", message="loading models")
     student = _load_student(cfg).to(device)
     max_disp = int(cfg.max_disp or getattr(student, "config", {}).get("max_disp", 192))
-    teacher = None
-    if cfg.teacher:
-        from stereo_studio.models.storage import load_model
-
-        teacher = load_model(cfg.teacher).to(device).eval()
-        teacher.requires_grad_(False)
-        _channels_last(teacher)
+    teacher = _load_teacher(cfg, device) if cfg.teacher else None
     projector = None
     if cfg.w_feat > 0:
         s_ch, t_ch = _feature_channels(student, device), _feature_channels(teacher, device)
@@ -539,12 +533,19 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Job
             prefetch.close()
 
 
-def _cached_teacher_data(cfg: TrainConfig, train_ds: Any, teacher: nn.Module, max_disp: int,
-                         info: ddp.DistInfo, device: str, start_step: int) -> Iterator[Progress]:
-    """Opens (rank 0: builds or completes) the teacher cache of `cfg`, a sub-generator returning `train_ds`
-    with each pair's cached teacher map attached (`data.teacher_cache.WithTeacher`)."""
+def _load_teacher(cfg: TrainConfig, device: str) -> nn.Module:
+    from stereo_studio.models.storage import load_model
+
+    teacher = load_model(cfg.teacher).to(device).eval()
+    teacher.requires_grad_(False)
+    return _channels_last(teacher)
+
+
+def _fill_teacher_cache(cfg: TrainConfig, teacher: nn.Module, max_disp: int,
+                        device: str) -> Iterator[Progress]:
+    """Sub-generator: builds or completes the teacher cache of `cfg` (yielding the build's Progress) and
+    returns it."""
     from stereo_studio.data.teacher_cache import (
-        WithTeacher,
         build_teacher_cache,
         cache_sources,
         open_teacher_cache,
@@ -556,11 +557,40 @@ def _cached_teacher_data(cfg: TrainConfig, train_ds: Any, teacher: nn.Module, ma
     def predict(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:  # fp32, the whole pair
         return teacher(_to_input(left, device), _to_input(right, device))
 
+    with JobRun(build_teacher_cache(cache, cache_sources(cfg, max_disp), predict)) as build:
+        yield from build
+    return cache
+
+
+def cache_teacher(config: TrainConfig) -> Job[Path]:
+    """Only fill the teacher cache of `config` (`teacher_cache`), keyed exactly as `train` keys it (teacher,
+    data, the student's max disparity), then stop: the step `train` takes before its first one, for runs
+    started later or side by side. Yields the build's Progress; returns the cache folder. Cancel by closing
+    the generator: the pairs cached so far stay, and the next build skips them."""
+    cfg = config.resolved()
+    if not cfg.teacher_cache:
+        raise TrainingError("caching the teacher needs a cache folder (teacher_cache)")
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    yield Progress(0, None, "loading models", kind="log")
+    student = _load_student(cfg)  # only for its max disparity, which keys the cache
+    max_disp = int(cfg.max_disp or getattr(student, "config", {}).get("max_disp", 192))
+    del student
+    cache = yield from _fill_teacher_cache(cfg, _load_teacher(cfg, device), max_disp, device)
+    return cache.folder
+
+
+def _cached_teacher_data(cfg: TrainConfig, train_ds: Any, teacher: nn.Module, max_disp: int,
+                         info: ddp.DistInfo, device: str, start_step: int) -> Iterator[Progress]:
+    """Opens (rank 0: builds or completes) the teacher cache of `cfg`, a sub-generator returning `train_ds`
+    with each pair's cached teacher map attached (`data.teacher_cache.WithTeacher`)."""
+    from stereo_studio.data.teacher_cache import WithTeacher, open_teacher_cache, weights_hash
+
     if info.is_main:
-        with JobRun(build_teacher_cache(cache, cache_sources(cfg, max_disp), predict)) as build:
-            for event in build:
-                yield Progress(step=start_step, total=cfg.steps, kind="log", message=event.message)
+        for event in _fill_teacher_cache(cfg, teacher, max_disp, device):
+            yield Progress(step=start_step, total=cfg.steps, kind="log", message=event.message)
     ddp.barrier(info)
+    cache = open_teacher_cache(cfg.teacher_cache, weights_hash(teacher), cfg.data, max_disp)
     if not cache.complete:
         raise TrainingError(f"the teacher cache {cache.folder} is incomplete")
     yield Progress(step=start_step, total=cfg.steps, kind="log",

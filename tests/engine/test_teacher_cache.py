@@ -300,3 +300,23 @@ def test_cli_teacher_cache(tmp_path, capsys, data_dir, teacher_dir):
     assert main(["distill", "--data", str(data_dir), "--out", str(tmp_path / "d"), *common]) == 0
     config = json.loads((tmp_path / "d" / "config.json").read_text())
     assert config["teacher_cache"] == str(tmp_path / "cache")
+
+
+def test_cli_cache_only_fills_the_cache_a_later_run_reuses(tmp_path, capsys, data_dir, teacher_dir):
+    from stereo_studio.cli import main
+
+    common = ["--data", str(data_dir), "--steps", "1", "--batch-size", "1", "--crop", "16x32",
+              "--max-disp", "16", "--val-pairs", "1", "--precision", "fp32", "--threads", "1",
+              "--teacher", str(teacher_dir), "--teacher-cache", str(tmp_path / "cache")]
+    assert main(["distill", "--cache-only", "--json", *common]) == 0
+    folder = Path(json.loads(capsys.readouterr().out)["teacher_cache"])
+    assert folder.parent == tmp_path / "cache"
+    assert len(list(folder.glob("*.npy"))) == 6 and (folder / "complete.json").is_file()
+    assert not (tmp_path / "run").exists()
+    assert main(["distill", "--out", str(tmp_path / "run"), *common]) == 0
+    log = capsys.readouterr().err
+    assert "is complete" in log and "computed)" not in log  # the run reused every pair: none recomputed
+    assert main(["distill", "--cache-only", *common[:-2]]) == 2
+    assert "--cache-only needs --teacher-cache" in capsys.readouterr().err
+    assert main(["distill", *common]) == 2
+    assert "--out is required" in capsys.readouterr().err

@@ -55,7 +55,9 @@ RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-scratch-edge-more": "scratch-edge-more",
               "student-edge-more-pruned": "pruned-edge-more", "student-edge-planned": "pruned-edge-planned",
               "student-scratch-wide": "scratch-wide", "student-wide-pruned": "pruned-wide",
-              "student-wide-pruned-ta": "pruned-ta", "student-wide-pruned-ta-only": "pruned-ta-only"}
+              "student-wide-pruned-ta": "pruned-ta", "student-wide-pruned-ta-only": "pruned-ta-only",
+              "student-wide-pruned-window": "pruned-window",
+              "student-wide-pruned-window-control": "pruned-window-control"}
 
 
 def _stage(run_dir: str | Path) -> str:

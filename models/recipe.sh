@@ -47,6 +47,8 @@
 #           the distilled one from the shipped wide teacher, and its pruned network recovered from that teacher)
 #           cache-ta pruned-ta pruned-ta-only (stop 34: student-wide's pruned network recovered from student-wide
 #           itself, with and without the ground truth)
+#           pruned-window pruned-window-control (stop 34: the shipped pruned student fine-tuned with and without a
+#           soft-argmin restricted to each pixel's peak; cache-wide first)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
 # with optimiser, schedule, data position and RNG), committed to the repository, so that a later work session,
 # on another machine too, continues it with the same command: a stage resumes when its checkpoint is there and
@@ -556,6 +558,26 @@ if want pruned-ta-only && ! done_run $ck/student-wide-pruned-ta-only; then
     prune_student student-wide student-wide-pruned-ta-only student-wide runs/synth-clutter,runs/synth-clutter-s2 \
         "${mixrec[@]}" "${edge[@]}" --w-gt 0
 fi
+# Stop 34 (models/README.md, "A regression that picks one surface at depth edges (stop 34)"): the shipped pruned
+# student fine-tuned 3,000 more steps from the shipped teacher (its cache: cache-wide), with the 1/4-res soft-argmin
+# restricted to 3 indices either side of each pixel's peak (pruned-window) and without (pruned-window-control),
+# otherwise its recovery's settings at half the learning rate. The two run side by side, a thread each.
+finetune_pruned() {
+    gen_clutter; gen_clutter_s2
+    $ss distill --teacher $ck/teacher-wide-long/model --init-from "$2" --data runs/synth-clutter,runs/synth-clutter-s2 \
+        --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --steps 3000 --batch-size 6 --crop 160x288 \
+        --lr 1e-4 --threads 1 --precision fp32 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500 \
+        --ckpt-interval 100 --ema 0.999 --aug-scale 0.77,1.0 --aug-scale-prob 0.5 "${edge[@]}" \
+        --out $ck/$1 $(resume_flag $ck/$1)
+}
+if want pruned-window && ! done_run $ck/student-wide-pruned-window; then
+    [[ -f runs/student-wide-pruned-w3/model.safetensors ]] || \
+        .venv/bin/python models/with_options.py $ck/student-wide-pruned/model runs/student-wide-pruned-w3 \
+            regression_window=3
+    finetune_pruned student-wide-pruned-window runs/student-wide-pruned-w3
+fi
+want pruned-window-control && ! done_run $ck/student-wide-pruned-window-control && \
+    finetune_pruned student-wide-pruned-window-control $ck/student-wide-pruned/model
 # Informative (stop 29): student-edge cut by the app's sensitivity plan (each layer pruned alone on 8 synthetic
 # pairs, BatchNorm recalibrated; the plan keeps 0.25 of the MACs) instead of the global L1 ranking, recovered
 # like student-edge-pruned (models/README.md, "The edge-weighted trio, longer", rule 4).

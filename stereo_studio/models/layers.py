@@ -121,6 +121,20 @@ def soft_argmin(logits: torch.Tensor, dim: int = 1) -> torch.Tensor:
         return (prob * values).sum(dim=dim, keepdim=True)
 
 
+
+def windowed_soft_argmin(logits: torch.Tensor, radius: int, dim: int = 1) -> torch.Tensor:
+    """`soft_argmin` over each pixel's most likely disparity index and the `radius` indices either side of
+    it only. Where a pixel's distribution has two modes (beside a depth edge: foreground and background), the
+    full expectation lands between them; this one takes the stronger mode. fp32, autocast off."""
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        logits = logits.float()
+        shape = [1] * logits.dim()
+        shape[dim] = logits.shape[dim]
+        values = torch.arange(logits.shape[dim], dtype=logits.dtype, device=logits.device).view(shape)
+        peak = logits.argmax(dim=dim, keepdim=True).to(logits.dtype)
+        logits = logits.masked_fill((values - peak).abs() > radius, float("-inf"))
+        return (torch.softmax(logits, dim=dim) * values).sum(dim=dim, keepdim=True)
+
 class ConvSumBN(nn.Module):
     """ReLU(BN(sum_i conv_i(x_i))): a 3x3 conv over several inputs without concatenating them.
 

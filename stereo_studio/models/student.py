@@ -8,6 +8,9 @@ convex mix of each pixel's 3x3 half-res neighbourhood with weights predicted by 
 features (RAFT's upsampling; it starts as exactly bilinear, so a trained bilinear student can take it on).
 `refine_warp`: the refinement also sees where the 1/2-res disparity fails, the mean |left - warped right| of
 the 1/2-res features (its conv starts at zero, so a trained student takes it on exactly where it was).
+`regression_window` R > 0: the 1/4-res soft-argmin only over the R indices either side of each pixel's peak
+(`layers.windowed_soft_argmin`): beside a depth edge it takes the stronger mode instead of a value between the
+two surfaces. No weights: any trained student can take it on.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from stereo_studio.models.layers import (
     pad_to_multiple,
     soft_argmin,
     warp_error,
+    windowed_soft_argmin,
 )
 from stereo_studio.models.registry import MIN_MAX_DISP, register_architecture
 
@@ -77,6 +81,7 @@ class StudentNet(nn.Module):
         refine_block: bool = True,
         upsample: str = "bilinear",
         refine_warp: bool = False,
+        regression_window: int = 0,
     ) -> None:
         super().__init__()
         if max_disp < MIN_MAX_DISP:
@@ -85,6 +90,8 @@ class StudentNet(nn.Module):
             raise ModelError(f"feature_channels needs 2 widths (1/2, 1/4 res), got {list(feature_channels)}")
         if upsample not in UPSAMPLINGS:
             raise ModelError(f"upsample must be one of {', '.join(UPSAMPLINGS)}, got {upsample!r}")
+        if int(regression_window) < 0:
+            raise ModelError(f"regression_window must be 0 (off) or a radius > 0, got {regression_window}")
         self.config: dict[str, Any] = {
             "arch": "student",
             "max_disp": int(max_disp),
@@ -100,7 +107,9 @@ class StudentNet(nn.Module):
             "refine_block": bool(refine_block),
             "upsample": str(upsample),
             "refine_warp": bool(refine_warp),
+            "regression_window": int(regression_window),
         }
+        self.regression_window = int(regression_window)
         self.max_disp = int(max_disp)
         self.disparities = math.ceil(max_disp / 4)
         self.multiple = 8 if low_res_channels > 0 else 4
@@ -151,7 +160,10 @@ class StudentNet(nn.Module):
             low = self.low_up(self.low_res(self.low_down(x)))
             x = x + F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)
         logits = self.head(x)
-        disp4 = soft_argmin(logits)  # fp32, in 1/4-res pixels
+        if self.regression_window > 0:
+            disp4 = windowed_soft_argmin(logits, self.regression_window)  # fp32, in 1/4-res pixels
+        else:
+            disp4 = soft_argmin(logits)
         disp2 = F.interpolate(disp4, scale_factor=2, mode="bilinear", align_corners=False) * 2.0
         refine_inputs = [half_l, disp2.to(half_l.dtype)]
         if self.refine_warp:

@@ -179,6 +179,57 @@ def test_warp_error_refinement_starts_where_the_student_was(tmp_path):
     assert load_net(str(tmp_path / "warp")).config["refine_warp"] is True
 
 
+
+def test_windowed_regression_takes_the_stronger_mode(tmp_path):
+    """regression_window R: the 1/4-res soft-argmin over the peak +- R only. On a two-mode distribution (a
+    pixel beside a depth edge) it returns the stronger mode where the full expectation lands between the two;
+    with R covering every index it is the full soft-argmin. Weightless: it saves, loads, reaches a pruned
+    student."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from stereo_studio.engine.pruning import prune_model
+    from stereo_studio.models.layers import soft_argmin, windowed_soft_argmin
+    from stereo_studio.models.storage import load_net, save_model
+
+    logits = torch.full((1, 16, 1, 2), -20.0)
+    logits[0, 3, 0, :] = 4.0   # background, weaker
+    logits[0, 12, 0, :] = 5.0  # foreground, stronger
+    logits[0, 11, 0, 1] = 4.5  # a shoulder inside the window of the stronger mode
+    full, window = soft_argmin(logits), windowed_soft_argmin(logits, 2)
+    assert 7.0 < float(full[0, 0, 0, 0]) < 10.0  # between the two surfaces
+    assert float(window[0, 0, 0, 0]) == pytest.approx(12.0, abs=1e-4)
+    assert 11.0 < float(window[0, 0, 0, 1]) < 12.0
+    torch.testing.assert_close(windowed_soft_argmin(logits, 15), full)
+    with pytest.raises(ModelError, match="regression_window"):
+        build_model(default_config("student", regression_window=-1))
+    torch.manual_seed(0)
+    plain = build_model(default_config("student", max_disp=32)).eval()
+    assert plain.config["regression_window"] == 0
+    windowed = build_model({**plain.config, "regression_window": 1}).eval()
+    windowed.load_state_dict(plain.state_dict())  # no weights of its own
+    x, y = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        assert not torch.allclose(windowed(x, y), plain(x, y))
+    trained = copy.deepcopy(windowed).train()
+    trained(x, y).mean().backward()
+    assert trained.head.weight.grad.abs().sum() > 0
+    save_model(prune_model(plain, 0.5, criterion="l1", round_to=8), tmp_path / "pruned")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(root / "models" / "with_options.py"), str(tmp_path / "pruned"),
+                           str(tmp_path / "pruned-window"), "regression_window=2"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    loaded = load_net(str(tmp_path / "pruned-window"))
+    assert loaded.config["regression_window"] == 2 and loaded.regression_window == 2
+    source = load_net(str(tmp_path / "pruned"))
+    torch.testing.assert_close(loaded.state_dict(), source.state_dict())
+    source.regression_window = 2
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, y), source(x, y))
+
+
 @pytest.mark.parametrize("arch", ["teacher", "student"])
 def test_views_batched_in_inference_only(arch):
     """In inference both views go through the feature extractor as one batch, with the same result as one by

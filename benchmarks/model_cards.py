@@ -33,7 +33,11 @@ LIMITS = {
     "student": "unpruned distilled student; for live use prefer student-pruned",
     "student-scratch": "evidence for (or against) distillation: same architecture and step budget as "
     "`student`, trained on ground truth alone; not in the app's default list",
-    "student-pruned": "the real-time model; pruned structurally, so its widths differ from `student`",
+    "student-pruned": "the real-time model; pruned structurally, so its widths differ from `student`. "
+    "`student` cut at 0.75 of the MACs and recovered 6,000 steps (`student-wide-pruned`), then given the "
+    "windowed regression (`regression_window` 3: the 1/4-res soft-argmin over each pixel's peak +- 3) and "
+    "fine-tuned 3,000 steps with it (the run below starts from that copy, which the recipe rebuilds in "
+    "`runs/`); `student` keeps the full soft-argmin",
 }
 
 
@@ -57,7 +61,8 @@ RUN_STAGES = {"student-scratch": "scratch", "student-pruned": "pruned",
               "student-scratch-wide": "scratch-wide", "student-wide-pruned": "pruned-wide",
               "student-wide-pruned-ta": "pruned-ta", "student-wide-pruned-ta-only": "pruned-ta-only",
               "student-wide-pruned-window": "pruned-window",
-              "student-wide-pruned-window-control": "pruned-window-control"}
+              "student-wide-pruned-window-control": "pruned-window-control",
+              "student-scratch-window": "scratch-window", "student-window-pruned": "pruned-window-trio"}
 
 
 def _stage(run_dir: str | Path) -> str:

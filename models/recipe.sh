@@ -49,6 +49,8 @@
 #           itself, with and without the ground truth)
 #           pruned-window pruned-window-control (stop 34: the shipped pruned student fine-tuned with and without a
 #           soft-argmin restricted to each pixel's peak; cache-wide first)
+#           student-window scratch-window pruned-window-trio (stop 34, finished later: the students with that
+#           regression, then the distilled one pruned; cache-wide first)
 # Every long run keeps its run folder under models/checkpoints/<name>/ (config, metrics, the latest checkpoint
 # with optimiser, schedule, data position and RNG), committed to the repository, so that a later work session,
 # on another machine too, continues it with the same command: a stage resumes when its checkpoint is there and
@@ -564,8 +566,8 @@ fi
 # otherwise its recovery's settings at half the learning rate. The two run side by side, a thread each.
 finetune_pruned() {
     gen_clutter; gen_clutter_s2
-    $ss distill --teacher $ck/teacher-wide-long/model --init-from "$2" --data runs/synth-clutter,runs/synth-clutter-s2 \
-        --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --steps 3000 --batch-size 6 --crop 160x288 \
+    $ss distill --teacher $ck/teacher-wide-long/model --init-from "$2" \
+        --data runs/synth-clutter,runs/synth-clutter-s2 --teacher-cache runs/teacher-cache --w-teacher 1 --w-gt 1 --steps 3000 --batch-size 6 --crop 160x288 \
         --lr 1e-4 --threads 1 --precision fp32 --seed 0 --val-data $val_q --val-pairs 1 --val-interval 500 \
         --ckpt-interval 100 --ema 0.999 --aug-scale 0.77,1.0 --aug-scale-prob 0.5 "${edge[@]}" \
         --out $ck/$1 $(resume_flag $ck/$1)
@@ -578,6 +580,27 @@ if want pruned-window && ! done_run $ck/student-wide-pruned-window; then
 fi
 want pruned-window-control && ! done_run $ck/student-wide-pruned-window-control && \
     finetune_pruned student-wide-pruned-window-control $ck/student-wide-pruned/model
+# Stop 34, finished by a later stop (models/README.md, "The students with the windowed regression"): the shipped
+# students given the window and 3,000 more steps each with their stop-33 settings (the distilled one from the shipped
+# teacher, cache-wide first), then the distilled one cut at 0.75 and recovered like student-wide-pruned. Run
+# student-window and scratch-window side by side (a thread each), then pruned-window-trio.
+window_init() {  # window_init RUN: runs/RUN-w3, RUN's model with regression_window=3 (deterministic)
+    [[ -f runs/$1-w3/model.safetensors ]] || \
+        .venv/bin/python models/with_options.py $ck/$1/model runs/$1-w3 regression_window=3
+}
+if want student-window && ! done_run $ck/student-window; then
+    window_init student-wide
+    distill_teacher=teacher-wide-long distill_more student-window runs/student-wide-w3 "${edge[@]}"
+fi
+if want scratch-window && ! done_run $ck/student-scratch-window; then
+    window_init student-scratch-wide
+    scratch_more student-scratch-window runs/student-scratch-wide-w3 "${edge[@]}"
+fi
+if want pruned-window-trio && ! done_run $ck/student-window-pruned; then
+    gen_clutter; gen_clutter_s2
+    prune_student student-window student-window-pruned teacher-wide-long runs/synth-clutter,runs/synth-clutter-s2 \
+        "${mixrec[@]}" "${edge[@]}"
+fi
 # Informative (stop 29): student-edge cut by the app's sensitivity plan (each layer pruned alone on 8 synthetic
 # pairs, BatchNorm recalibrated; the plan keeps 0.25 of the MACs) instead of the global L1 ranking, recovered
 # like student-edge-pruned (models/README.md, "The edge-weighted trio, longer", rule 4).
@@ -593,6 +616,8 @@ if want pruned-edge-planned && ! done_run $ck/student-edge-planned; then
 fi
 # Ship: model folders (config.json + model.safetensors) plus the run's config, summary, validation curve and
 # wall time over all sessions as training.json, into the package (stereo_studio/models/bundled/<name>/).
+# Stop 34: student-pruned is student-wide-pruned fine-tuned with the windowed regression (models/README.md, "A
+# regression that picks one surface at depth edges"); the students stay.
 # Stop 33: the students are the trio from the wide teacher (models/README.md, "The trio from the wide teacher").
 # Stop 29: the students were the edge-weighted trio given 3,000 more steps (student-edge-more,
 # student-scratch-edge-more, student-edge-more-pruned; the rule in models/README.md "The edge-weighted trio, longer").
@@ -616,7 +641,7 @@ fi
 # with the scratch baseline at the same budget (scratch-fresh) and its own pruned network (pruned-fresh).
 if want ship; then
     declare -A run_of=([teacher]=teacher-wide-long [student-scratch]=student-scratch-wide
-                       [student]=student-wide [student-pruned]=student-wide-pruned)
+                       [student]=student-wide [student-pruned]=student-wide-pruned-window)
     for name in "${!run_of[@]}"; do
         done_run $ck/${run_of[$name]} || { echo "${run_of[$name]} is not finished" >&2; exit 1; }
     done

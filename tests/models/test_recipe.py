@@ -37,12 +37,23 @@ def test_every_bundled_model_comes_from_the_run_the_recipe_ships() -> None:
 
 
 def test_the_bundled_pruned_student_is_the_bundled_student_pruned() -> None:
-    """The pruned run was initialised from the shipped student's run (its prune stage's source)."""
+    """The pruned run was initialised from the shipped student's run (its prune stage's source), directly or
+    through fine-tunes of such a run (`finetune_pruned OUT INIT`, INIT a run's model or a copy of it given
+    options by models/with_options.py)."""
     ship = _ship_map()
     text = RECIPE.read_text()
     calls = re.findall(r"^\s+prune_student ([\w-]+) ([\w-]+) ([\w-]+)(?: \S+)?(?: \\|$)", text, re.M)
     sources = {out: src for src, out, _teacher in calls}
-    assert sources.get(ship["student-pruned"]) == ship["student"]
+    copies = dict(re.findall(r"with_options\.py \$ck/([\w-]+)/model (runs/[\w-]+)", text))
+    copies = {copy: run for run, copy in copies.items()}
+    finetunes = {}
+    for out, init in re.findall(r"^\s+finetune_pruned ([\w-]+) (\S+)$", text, re.M):
+        match = re.fullmatch(r"\$ck/([\w-]+)/model", init)
+        finetunes[out] = match.group(1) if match else copies[init]
+    run = ship["student-pruned"]
+    while run in finetunes:
+        run = finetunes[run]
+    assert sources.get(run) == ship["student"], (ship["student-pruned"], run)
 
 
 def test_every_card_names_recipe_stages_that_exist() -> None:

@@ -36,8 +36,8 @@ LIMITS = {
     "student-pruned": "the real-time model; pruned structurally, so its widths differ from `student`. "
     "`student` cut at 0.75 of the MACs and recovered 6,000 steps (`student-wide-pruned`), then given the "
     "windowed regression (`regression_window` 3: the 1/4-res soft-argmin over each pixel's peak +- 3) and "
-    "fine-tuned 3,000 steps with it (the run below starts from that copy, which the recipe rebuilds in "
-    "`runs/`); `student` keeps the full soft-argmin",
+    "fine-tuned 3,000 steps with it (the training recipe above starts from that copy, which the recipe "
+    "rebuilds in `runs/`); `student` keeps the full soft-argmin",
 }
 
 
@@ -214,8 +214,8 @@ def card(name: str) -> str:
         " truth); accuracy on real scenes is what the Middlebury rows above show.",
         f"- Disparities above {config['max_disp']} px cannot be predicted (Aloe H reaches 105 px, so its"
         " near surfaces are out of range at that size).",
-        f"- CPU training budget ({_wall_hours(training):.1f} h on 2 cores, not GPU-days): edges are soft and"
-        " thin structures are often lost.",
+        f"- CPU training budget ({_wall_hours(training):.1f} h on 2 cores over the run above and the runs it"
+        " started from; not GPU-days): edges are soft and thin structures are often lost.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -36,11 +36,15 @@ def run_history(metrics_file: Path) -> tuple[list[dict[str, Any]], float]:
 
 
 def base_run(config: dict[str, Any]) -> dict[str, Any] | None:
-    """The finished run a fine-tune started from (`init_from` = `<run>/model`), with the run that one started
-    from as its `base`, and so on; or None."""
+    """The finished run a fine-tune started from (`init_from` = `<run>/model`, or a copy of it that
+    models/with_options.py gave options), with the run that one started from as its `base`, and so on; or
+    None."""
     init = config.get("init_from")
     if not init:
         return None
+    copy_config = Path(init) / "config.json"  # a copy given options (models/with_options.py): its source
+    if copy_config.is_file():
+        init = json.loads(copy_config.read_text()).get("meta", {}).get("options_from") or init
     run = Path(init).parent
     if not (run / "metrics.jsonl").exists() or not (run / "summary.json").exists():
         return None  # a bundled name, or a model folder that is not a run's (e.g. a freshly pruned model)

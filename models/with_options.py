@@ -30,7 +30,7 @@ def main(model_dir: Path, dest: Path, options: dict[str, object]) -> None:
 
         try:  # the constructor checks the values (on default widths: cheap)
             StudentNet(**options)
-        except (ModelError, TypeError) as exc:
+        except (ModelError, TypeError, ValueError) as exc:
             raise SystemExit(f"{model_dir} with {options}: {exc}") from exc
         for key, value in options.items():
             setattr(source, key, value)
